@@ -1,0 +1,8 @@
+//! Integration tests of the loader: whole files in, typed `Config` or every problem out.
+
+mod common;
+mod errors;
+mod load;
+mod overrides;
+mod robustness;
+mod warnings;

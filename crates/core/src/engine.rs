@@ -1,0 +1,433 @@
+//! The engine: owns the store, the clock, the token codec and the in-memory session state, and
+//! runs the background jobs (revocation polling, activity flushing, retention).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use portcullis_config::Config;
+use portcullis_store::{Session, Store, User};
+
+use crate::activity::{Activity, ActivityTracker};
+use crate::clock::Clock;
+use crate::error::{AuthError, CoreError};
+use crate::revocation::RevocationIndex;
+use crate::settings::Settings;
+use crate::tokens::{Claims, TokenCodec, TokenError, TokenType};
+
+/// Where a request came from, for login records and per-address limits.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Client address, as determined by the HTTP layer (trusted proxies only).
+    pub ip: String,
+    /// `User-Agent`.
+    pub user_agent: String,
+}
+
+/// Tokens handed out by a grant, with what the response needs.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// Access-token lifetime in seconds; `None` when it never expires.
+    pub expires_in: Option<i64>,
+    /// The session the tokens belong to.
+    pub session_id: String,
+    /// User name.
+    pub username: String,
+}
+
+/// An authenticated caller, from a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User name.
+    pub username: String,
+    /// Stable user id (empty for tokens from before Portcullis).
+    pub uid: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// KubeSphere `extra`.
+    pub extra: BTreeMap<String, Vec<String>>,
+    /// Session id (empty for session-less tokens on member-cluster settings).
+    pub session_id: String,
+}
+
+struct Keys {
+    codec: TokenCodec,
+    settings: Settings,
+}
+
+/// The Portcullis engine.
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    keys: ArcSwap<Keys>,
+    pub(crate) revocations: Arc<RevocationIndex>,
+    pub(crate) activity: ActivityTracker,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds an engine and loads the revocation index.
+    pub async fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, CoreError> {
+        let keys = Keys {
+            codec: TokenCodec::new(config.authentication.jwt_secret.expose().as_bytes())?,
+            settings: Settings::from_config(config),
+        };
+        let revocations = RevocationIndex::load(store.as_ref(), clock.now_ms()).await?;
+        Ok(Arc::new(Engine {
+            store,
+            clock,
+            keys: ArcSwap::from_pointee(keys),
+            revocations,
+            activity: ActivityTracker::default(),
+        }))
+    }
+
+    /// Swaps in a new configuration (live reload): later requests use it, requests in flight
+    /// finish on the old one.
+    pub fn apply_config(&self, config: &Config) -> Result<(), CoreError> {
+        let keys = Keys {
+            codec: TokenCodec::new(config.authentication.jwt_secret.expose().as_bytes())?,
+            settings: Settings::from_config(config),
+        };
+        self.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        self.keys.load().settings.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Now, from the injected clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Starts the background jobs; they stop when the returned handle is dropped or aborted.
+    pub fn spawn_background(self: &Arc<Self>) -> BackgroundJobs {
+        let mut handles = Vec::new();
+        let engine = Arc::clone(self);
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.revocations.poll(engine.store.as_ref()).await {
+                    tracing::warn!(error = %e, "polling the revocation log failed; will retry");
+                    metrics::counter!("portcullis_store_errors_total", "op" => "revocation_poll")
+                        .increment(1);
+                }
+            }
+        }));
+        let engine = Arc::clone(self);
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                engine.flush_activity().await;
+            }
+        }));
+        let engine = Arc::clone(self);
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.run_retention().await {
+                    tracing::warn!(error = %e, "login-record retention failed; will retry");
+                }
+            }
+        }));
+        BackgroundJobs(handles)
+    }
+
+    /// Flushes session last-use times to the store.
+    pub async fn flush_activity(&self) {
+        let s = self.settings();
+        let forget = s.inactivity_ms.max(60_000) * 2;
+        if let Err(e) = self
+            .activity
+            .flush(self.store.as_ref(), self.now_ms(), forget)
+            .await
+        {
+            tracing::warn!(error = %e, "flushing session activity failed; will retry");
+            metrics::counter!("portcullis_store_errors_total", "op" => "activity_flush")
+                .increment(1);
+        }
+    }
+
+    /// Applies `loginHistoryRetentionPeriod` and `loginHistoryMaximumEntries`, prunes expired
+    /// sessions and revocations. Returns the number of login records deleted.
+    pub async fn run_retention(&self) -> Result<u64, CoreError> {
+        let s = self.settings();
+        let now = self.now_ms();
+        let deleted = self
+            .store
+            .prune_login_records(now.saturating_sub(s.retention_ms), s.max_records_per_user)
+            .await?;
+        self.store.prune_sessions(now).await?;
+        self.revocations.prune(now);
+        if deleted > 0 {
+            tracing::info!(deleted, "login records pruned by retention");
+        }
+        Ok(deleted)
+    }
+
+    /// Polls the revocation log now (tests and the Redis notification path).
+    pub async fn poll_revocations(&self) -> Result<usize, CoreError> {
+        Ok(self.revocations.poll(self.store.as_ref()).await?)
+    }
+
+    /// Creates a session for `user` and issues its first token pair. Applies `multipleLogin`.
+    pub async fn issue_session(
+        &self,
+        user: &User,
+        provider: &str,
+        client_id: &str,
+        ctx: &RequestContext,
+    ) -> Result<IssuedTokens, AuthError> {
+        let keys = self.keys.load();
+        let now = self.now_ms();
+        let (max_age, inactivity) = keys.settings.lifetimes(keys.settings.client(client_id));
+        let session = Session {
+            id: random_id(),
+            user: user.name.clone(),
+            client_id: client_id.to_owned(),
+            provider: provider.to_owned(),
+            created_at: now,
+            expires_at: (max_age > 0).then(|| now + max_age + inactivity),
+            last_seen_at: now,
+            refresh_generation: 0,
+            revoked_at: None,
+            source_ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+        };
+        self.store.create_session(&session).await?;
+        if !keys.settings.multiple_login {
+            let revoked = self
+                .store
+                .revoke_user_sessions(&user.name, Some(&session.id), now)
+                .await?;
+            for id in &revoked {
+                self.revocations.insert(id, None);
+            }
+        }
+        self.activity.mark(&session.id, now);
+        self.sign_pair(&keys, user, &session, 0, max_age, inactivity, now)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site each; a struct would only rename them
+    fn sign_pair(
+        &self,
+        keys: &Keys,
+        user: &User,
+        session: &Session,
+        generation: i64,
+        max_age: i64,
+        inactivity: i64,
+        now: i64,
+    ) -> Result<IssuedTokens, AuthError> {
+        let iat = now.div_euclid(1000);
+        let mut extra = BTreeMap::new();
+        if user.uninitialized {
+            extra.insert("uninitialized".to_string(), vec!["true".to_string()]);
+        }
+        if let Some(email) = &user.email {
+            extra.insert("email".to_string(), vec![email.clone()]);
+        }
+        let base = Claims {
+            username: user.name.clone(),
+            sub: user.name.clone(),
+            token_type: TokenType::AccessToken,
+            iss: keys.settings.issuer.clone(),
+            iat,
+            exp: (max_age > 0).then(|| iat + max_age / 1000),
+            extra,
+            groups: user.groups.clone(),
+            sid: session.id.clone(),
+            jti: random_id(),
+            uid: user.uid.clone(),
+            r#gen: None,
+        };
+        let refresh = Claims {
+            token_type: TokenType::RefreshToken,
+            exp: (max_age > 0).then(|| iat + (max_age + inactivity) / 1000),
+            jti: random_id(),
+            r#gen: Some(generation),
+            ..base.clone()
+        };
+        Ok(IssuedTokens {
+            access_token: keys.codec.sign(&base)?,
+            refresh_token: keys.codec.sign(&refresh)?,
+            expires_in: (max_age > 0).then_some(max_age / 1000),
+            session_id: session.id.clone(),
+            username: user.name.clone(),
+        })
+    }
+
+    /// Verifies a presented token of the given kind: signature, time, type, revocation and
+    /// inactivity. Costs no database access in the common case.
+    pub async fn verify(&self, token: &str, want: TokenType) -> Result<Claims, TokenError> {
+        let keys = self.keys.load();
+        let now = self.now_ms();
+        let claims = keys
+            .codec
+            .verify(token, want, now, keys.settings.clock_skew_s)?;
+        if claims.sid.is_empty() {
+            // KubeSphere member-cluster semantics: with accessTokenMaxAge 0 there is no
+            // server-side state at all. Otherwise a token without a session cannot be revoked,
+            // so it is not accepted.
+            return if keys.settings.access_max_age_ms == 0 {
+                Ok(claims)
+            } else {
+                Err(TokenError::NoSession)
+            };
+        }
+        if self.revocations.is_revoked(&claims.sid) {
+            return Err(TokenError::Revoked);
+        }
+        let timeout = keys.settings.inactivity_ms;
+        if timeout > 0 {
+            match self
+                .activity
+                .touch(self.store.as_ref(), &claims.sid, now, timeout)
+                .await
+            {
+                Ok(Activity::Live) => {}
+                Ok(Activity::Idle) => return Err(TokenError::Inactive),
+                Ok(Activity::Unknown) => return Err(TokenError::Revoked),
+                Err(e) => {
+                    // Fail closed: without the store we cannot tell an idle session from a live one.
+                    tracing::error!(error = %e, "session lookup failed during token verification");
+                    return Err(TokenError::Inactive);
+                }
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Verifies an access token and returns the caller.
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal, TokenError> {
+        let c = self.verify(token, TokenType::AccessToken).await?;
+        Ok(Principal {
+            username: c.username,
+            uid: c.uid,
+            groups: c.groups,
+            extra: c.extra,
+            session_id: c.sid,
+        })
+    }
+
+    /// Revokes the session of a presented access or refresh token (logout). Returns whether a
+    /// session was revoked; an invalid token revokes nothing.
+    pub async fn logout(&self, token: &str) -> Result<bool, CoreError> {
+        let claims = match self.verify(token, TokenType::AccessToken).await {
+            Ok(c) => c,
+            Err(TokenError::WrongType { .. }) => {
+                match self.verify(token, TokenType::RefreshToken).await {
+                    Ok(c) => c,
+                    Err(_) => return Ok(false),
+                }
+            }
+            Err(_) => return Ok(false),
+        };
+        self.revoke_session(&claims.sid).await
+    }
+
+    /// Revokes one session everywhere.
+    pub async fn revoke_session(&self, session_id: &str) -> Result<bool, CoreError> {
+        if session_id.is_empty() {
+            return Ok(false);
+        }
+        let revoked = self.store.revoke_session(session_id, self.now_ms()).await?;
+        self.revocations.insert(session_id, None);
+        Ok(revoked)
+    }
+
+    /// Revokes every session of a user everywhere (disable, delete, password change).
+    pub async fn revoke_user(&self, user: &str) -> Result<usize, CoreError> {
+        let ids = self
+            .store
+            .revoke_user_sessions(user, None, self.now_ms())
+            .await?;
+        for id in &ids {
+            self.revocations.insert(id, None);
+        }
+        Ok(ids.len())
+    }
+
+    pub(crate) fn codec_verify_refresh(
+        &self,
+        token: &str,
+    ) -> Result<(Claims, Settings), TokenError> {
+        let keys = self.keys.load();
+        let claims = keys.codec.verify(
+            token,
+            TokenType::RefreshToken,
+            self.now_ms(),
+            keys.settings.clock_skew_s,
+        )?;
+        Ok((claims, keys.settings.clone()))
+    }
+
+    pub(crate) fn sign_refreshed(
+        &self,
+        user: &User,
+        session: &Session,
+        generation: i64,
+        now: i64,
+    ) -> Result<IssuedTokens, AuthError> {
+        let keys = self.keys.load();
+        let (max_age, inactivity) = keys
+            .settings
+            .lifetimes(keys.settings.client(&session.client_id));
+        self.activity.mark(&session.id, now);
+        self.sign_pair(&keys, user, session, generation, max_age, inactivity, now)
+    }
+
+    /// Decodes a token with the configured secret, checking the signature only.
+    pub fn inspect(&self, token: &str) -> Result<Claims, TokenError> {
+        self.keys.load().codec.decode_unchecked_time(token)
+    }
+}
+
+/// Handles of the background jobs; aborts them on drop.
+pub struct BackgroundJobs(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for BackgroundJobs {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// A random URL-safe id with 128 bits of entropy.
+pub fn random_id() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,274 @@
+//! Password logins and the refresh grant.
+//!
+//! Password login order: per-address lockout slot, per-account lockout slot (both reserved
+//! atomically before the password is checked, so concurrent guesses cannot exceed the limit),
+//! then the hash check (a dummy hash for unknown users, so unknown names cost the same time and
+//! get the same answers, lockout included), then the account state, then a session.
+
+use portcullis_store::{LockoutDecision, LockoutPolicy, LoginRecord, User, UserState};
+
+use crate::engine::{Engine, IssuedTokens, RequestContext};
+use crate::error::AuthError;
+use crate::names::looks_like_email;
+use crate::password::verify_password;
+use crate::tokens::TokenError;
+
+/// A password login attempt.
+#[derive(Debug, Clone)]
+pub struct PasswordLogin<'a> {
+    /// User name or email, as typed.
+    pub login: &'a str,
+    /// Password.
+    pub password: &'a str,
+    /// Authenticated client, empty when none.
+    pub client_id: &'a str,
+    /// `Token` for grants and the legacy login, `Basic` for Basic auth (KubeSphere's record types).
+    pub login_type: &'a str,
+}
+
+const REASON_OK: &str = "authenticated successfully";
+
+impl Engine {
+    /// Resolves a login name to a user: by email when it contains `@`, else by name.
+    pub async fn find_login_user(&self, login: &str) -> Result<Option<User>, AuthError> {
+        if looks_like_email(login) {
+            Ok(self.store.get_user_by_email(login).await?)
+        } else {
+            Ok(self.store.get_user(login).await?)
+        }
+    }
+
+    async fn reserve(&self, key: &str, policy: LockoutPolicy, now: i64) -> Result<(), AuthError> {
+        match self.store.lockout_reserve(key, policy, now).await? {
+            LockoutDecision::Allowed => Ok(()),
+            LockoutDecision::Locked { until } => Err(AuthError::Locked {
+                retry_after_s: ((until - now) + 999) / 1000,
+            }),
+        }
+    }
+
+    /// Checks a password login and, when it succeeds, creates a session and issues tokens.
+    pub async fn password_login(
+        &self,
+        req: &PasswordLogin<'_>,
+        ctx: &RequestContext,
+    ) -> Result<IssuedTokens, AuthError> {
+        let user = self.authenticate_password(req, ctx).await?;
+        let issued = self.issue_session(&user, "", req.client_id, ctx).await?;
+        self.record(&user.name, req.login_type, "", ctx, true, REASON_OK)
+            .await;
+        let _ = self.store.set_last_login(&user.name, self.now_ms()).await;
+        metrics::counter!("portcullis_logins_total", "provider" => "local", "result" => "success")
+            .increment(1);
+        Ok(issued)
+    }
+
+    /// Checks a password (lockout, hash, state) without issuing tokens. Records failures.
+    pub async fn authenticate_password(
+        &self,
+        req: &PasswordLogin<'_>,
+        ctx: &RequestContext,
+    ) -> Result<User, AuthError> {
+        let settings = self.settings();
+        let login = req.login.trim();
+        if login.is_empty() || req.password.is_empty() {
+            self.record(
+                login,
+                req.login_type,
+                "",
+                ctx,
+                false,
+                "empty user name or password",
+            )
+            .await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let now = self.now_ms();
+        let user = self.find_login_user(login).await?;
+        // The account key is the resolved name, so "alice" and "alice@example.com" share a
+        // counter; unknown names get their own counter, so they behave exactly like real ones.
+        let record_name = user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| login.to_lowercase());
+        let user_key = format!("user:{record_name}");
+        let ip_key = format!("ip:{}", ctx.ip);
+
+        if let Err(e) = self.reserve(&ip_key, settings.ip_lockout, now).await {
+            self.record(
+                &record_name,
+                req.login_type,
+                "",
+                ctx,
+                false,
+                "too many failed logins from this address",
+            )
+            .await;
+            metrics::counter!("portcullis_lockouts_total", "scope" => "address").increment(1);
+            return Err(e);
+        }
+        if let Err(e) = self.reserve(&user_key, settings.user_lockout, now).await {
+            self.store.lockout_release(&ip_key).await?;
+            self.record(
+                &record_name,
+                req.login_type,
+                "",
+                ctx,
+                false,
+                "account locked after too many failed logins",
+            )
+            .await;
+            metrics::counter!("portcullis_lockouts_total", "scope" => "account").increment(1);
+            return Err(e);
+        }
+
+        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        if !verify_password(req.password, hash).await {
+            let now = self.now_ms();
+            let locked = self
+                .store
+                .lockout_fail(&user_key, settings.user_lockout, now)
+                .await?;
+            self.store
+                .lockout_fail(&ip_key, settings.ip_lockout, now)
+                .await?;
+            if locked.is_some() {
+                tracing::warn!(user = %record_name, "account locked after too many failed logins");
+            }
+            self.record(
+                &record_name,
+                req.login_type,
+                "",
+                ctx,
+                false,
+                "incorrect password",
+            )
+            .await;
+            metrics::counter!("portcullis_logins_total", "provider" => "local", "result" => "failure").increment(1);
+            return Err(AuthError::InvalidCredentials);
+        }
+        // The password was right: the slots are given back.
+        self.store.lockout_release(&user_key).await?;
+        self.store.lockout_release(&ip_key).await?;
+        let user = user.ok_or(AuthError::InvalidCredentials)?;
+        if user.state == UserState::Disabled {
+            self.record(
+                &user.name,
+                req.login_type,
+                "",
+                ctx,
+                false,
+                "account is disabled",
+            )
+            .await;
+            return Err(AuthError::AccountDisabled);
+        }
+        Ok(user)
+    }
+
+    /// The refresh grant: a refresh token is good once. Presenting one that was already used
+    /// revokes the whole session (reuse detection, RFC 6819 §5.2.2.3).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client_id: Option<&str>,
+    ) -> Result<IssuedTokens, AuthError> {
+        let invalid = |m: &str| AuthError::InvalidGrant(m.to_string());
+        let (claims, settings) = self
+            .codec_verify_refresh(refresh_token)
+            .map_err(|e| match e {
+                TokenError::WrongType { .. } => {
+                    invalid("the presented token is not a refresh token")
+                }
+                TokenError::Expired => invalid("the refresh token has expired"),
+                _ => invalid("the refresh token is invalid"),
+            })?;
+        if claims.sid.is_empty() {
+            return Err(invalid("the refresh token was not issued by this server"));
+        }
+        if self.revocations.is_revoked(&claims.sid) {
+            return Err(invalid("the refresh token has been revoked"));
+        }
+        let now = self.now_ms();
+        let session = self
+            .store
+            .get_session(&claims.sid)
+            .await?
+            .ok_or_else(|| invalid("the refresh token has been revoked"))?;
+        if session.revoked_at.is_some() {
+            self.revocations.insert(&session.id, session.expires_at);
+            return Err(invalid("the refresh token has been revoked"));
+        }
+        if let Some(cid) = client_id
+            && !session.client_id.is_empty()
+            && session.client_id != cid
+        {
+            return Err(invalid("the refresh token was issued to another client"));
+        }
+        if settings.inactivity_ms > 0 {
+            // Idle sessions end, also for the refresh grant: that is what the timeout promises.
+            let idle = self
+                .activity
+                .touch(
+                    self.store.as_ref(),
+                    &session.id,
+                    now,
+                    settings.inactivity_ms,
+                )
+                .await?;
+            if idle != crate::activity::Activity::Live {
+                return Err(invalid("the session expired after inactivity"));
+            }
+        }
+        let user = match self.store.get_user(&session.user).await? {
+            Some(u) if u.state != UserState::Disabled => u,
+            _ => {
+                self.revoke_session(&session.id).await?;
+                return Err(invalid("the user no longer exists or is disabled"));
+            }
+        };
+        let presented = claims.r#gen.unwrap_or(0);
+        let (max_age, inactivity) = settings.lifetimes(settings.client(&session.client_id));
+        let expires = (max_age > 0).then(|| now + max_age + inactivity);
+        if !self
+            .store
+            .advance_refresh(&session.id, presented, expires, now)
+            .await?
+        {
+            tracing::warn!(user = %session.user, "refresh token reused; revoking the session");
+            self.revoke_session(&session.id).await?;
+            metrics::counter!("portcullis_refresh_reuse_total").increment(1);
+            return Err(invalid(
+                "the refresh token was already used; the session has been revoked",
+            ));
+        }
+        self.sign_refreshed(&user, &session, presented + 1, now)
+    }
+
+    /// Writes a login record; failures to write are logged, never fatal to the login.
+    pub async fn record(
+        &self,
+        user: &str,
+        login_type: &str,
+        provider: &str,
+        ctx: &RequestContext,
+        success: bool,
+        reason: &str,
+    ) {
+        let record = LoginRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            user: user.chars().take(256).collect(),
+            at: self.now_ms(),
+            login_type: login_type.to_owned(),
+            provider: provider.to_owned(),
+            source_ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.chars().take(512).collect(),
+            success,
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self.store.add_login_record(&record).await {
+            tracing::error!(error = %e, "writing a login record failed");
+            metrics::counter!("portcullis_store_errors_total", "op" => "login_record").increment(1);
+        }
+    }
+}

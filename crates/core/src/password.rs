@@ -1,0 +1,148 @@
+//! Password hashing: argon2id for new hashes, and verification of KubeSphere's bcrypt hashes
+//! (`$2a$`, `$2b$`, `$2y$`) so imported users keep their passwords. Hashing is CPU-bound and runs
+//! on the blocking pool.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+use crate::error::CoreError;
+
+/// Longest password accepted, in bytes: long enough for any passphrase, short enough that nobody
+/// can make the server hash megabytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Shortest password accepted for new passwords.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Checks a new password against the policy; the message says what is wrong.
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters long"
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes long"
+        ));
+    }
+    if password.trim().is_empty() {
+        return Err("password must not be blank".into());
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id (default parameters: m=19456 KiB, t=2, p=1, OWASP's minimum).
+pub async fn hash_password(password: &str) -> Result<String, CoreError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("password hashing task failed: {e}")))?
+}
+
+/// Verifies a password against a stored hash (argon2 PHC string or bcrypt). A malformed hash
+/// verifies as false (and is logged), never as an error the caller could turn into an oracle.
+pub fn verify_password_blocking(password: &str, hash: &str) -> bool {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return false;
+    }
+    if hash.starts_with("$2a$")
+        || hash.starts_with("$2b$")
+        || hash.starts_with("$2y$")
+        || hash.starts_with("$2x$")
+    {
+        return match bcrypt::verify(password, hash) {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(error = %e, "stored bcrypt hash is malformed");
+                false
+            }
+        };
+    }
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "stored password hash is malformed");
+            false
+        }
+    }
+}
+
+/// Verifies on the blocking pool. With `hash == None` (unknown user, or a user without a
+/// password) it verifies against a fixed dummy hash of the same kind, so the answer takes
+/// about as long as for a real user, and returns false.
+pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
+    let password = password.to_owned();
+    let (hash, real) = match hash {
+        Some(h) => (h.to_owned(), true),
+        None => (dummy_hash().to_owned(), false),
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password_blocking(&password, &hash))
+        .await
+        .unwrap_or(false);
+    ok && real
+}
+
+/// An argon2id hash of a random value, computed once per process.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut random = [0u8; 24];
+        rand::fill(&mut random);
+        Argon2::default()
+            .hash_password(&random)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn argon2_round_trip() {
+        let h = hash_password("correct horse").await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", Some(&h)).await);
+        assert!(!verify_password("wrong horse", Some(&h)).await);
+    }
+
+    #[test]
+    fn kubesphere_default_admin_bcrypt_hash_verifies() {
+        // A `$2a$10$` hash as Go's bcrypt writes it (cost 10), of "P@88w0rd".
+        let h = bcrypt::hash_with_result("P@88w0rd", 10)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoA);
+        assert!(h.starts_with("$2a$10$"));
+        assert!(verify_password_blocking("P@88w0rd", &h));
+        assert!(!verify_password_blocking("P@88w0rd!", &h));
+        let y = h.replacen("$2a$", "$2y$", 1);
+        assert!(verify_password_blocking("P@88w0rd", &y));
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        assert!(!verify_password("anything", None).await);
+    }
+
+    #[test]
+    fn malformed_hash_is_false() {
+        assert!(!verify_password_blocking("x", "$2a$garbage"));
+        assert!(!verify_password_blocking("x", "not a hash"));
+    }
+
+    #[test]
+    fn policy() {
+        assert!(check_new_password("short").is_err());
+        assert!(check_new_password("long enough").is_ok());
+        assert!(check_new_password(&"x".repeat(2000)).is_err());
+    }
+}

@@ -1,0 +1,287 @@
+//! KubeSphere-compatible HS256 JWTs (spec §6): claims `username`, `sub`, `token_type`, `iss`,
+//! `iat`, `exp`, `extra`, `groups`, plus Portcullis' `sid` (session id), `jti` and `gen` (refresh
+//! generation). A token Portcullis issues verifies anywhere that shares `jwtSecret`, and the
+//! extra claims are ignored there.
+
+use std::collections::BTreeMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The kinds of token, with KubeSphere's `token_type` spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    /// `access_token`: a Bearer credential.
+    AccessToken,
+    /// `refresh_token`: only good at the token endpoint.
+    RefreshToken,
+    /// `static_token` (KubeSphere 4.x service accounts): recognised, never issued, never accepted.
+    StaticToken,
+    /// `code` (KubeSphere 3.2 authorization codes): recognised, never accepted as a credential.
+    Code,
+    /// `id_token`: recognised, never accepted as a credential.
+    IdToken,
+}
+
+impl TokenType {
+    /// KubeSphere's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::AccessToken => "access_token",
+            TokenType::RefreshToken => "refresh_token",
+            TokenType::StaticToken => "static_token",
+            TokenType::Code => "code",
+            TokenType::IdToken => "id_token",
+        }
+    }
+}
+
+/// The claims of a Portcullis token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// User name (KubeSphere's console reads this).
+    pub username: String,
+    /// User name again (KubeSphere 3.2+).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub: String,
+    /// Which kind of token this is; checked on every use.
+    pub token_type: TokenType,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub iss: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expiry, Unix seconds; absent when `accessTokenMaxAge` is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// KubeSphere's extra map of string lists (`uninitialized`, `email`, `idp`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Vec<String>>,
+    /// The user's groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Session id: revoking the session revokes the token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
+    /// Unique token id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
+    /// Stable user id (UUID), reported by TokenReview.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// Refresh generation (refresh tokens only): a refresh token is good once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#gen: Option<i64>,
+}
+
+/// Why a presented token was refused. The messages are safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a JWT, bad signature, wrong algorithm, unreadable claims.
+    #[error("token is malformed or its signature is invalid")]
+    Invalid,
+    /// Past `exp`.
+    #[error("token has expired")]
+    Expired,
+    /// `iat` in the future beyond the allowed clock skew.
+    #[error("token used before issued")]
+    NotYetValid,
+    /// A token of another kind (a refresh token presented as an access token, ...).
+    #[error("wrong token type: got {got}, want {want}")]
+    WrongType {
+        /// The presented kind.
+        got: &'static str,
+        /// The kind this use needs.
+        want: &'static str,
+    },
+    /// The session was revoked (logout, password change, disabled user, ...).
+    #[error("token has been revoked")]
+    Revoked,
+    /// The session saw no use for longer than `accessTokenInactivityTimeout`.
+    #[error("session expired after inactivity")]
+    Inactive,
+    /// Issued without a session by something else that shares the secret, while revocation is on.
+    #[error("token was not issued by this server (no session)")]
+    NoSession,
+}
+
+/// Signs and verifies HS256 tokens with `jwtSecret`.
+pub struct TokenCodec {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCodec(***)")
+    }
+}
+
+impl TokenCodec {
+    /// A codec for this secret.
+    pub fn new(secret: &[u8]) -> Result<Self, crate::CoreError> {
+        let encoding = EncodingKey::from_secret(secret)
+            .map_err(|e| crate::CoreError::Internal(format!("invalid jwtSecret: {e}")))?;
+        let decoding = DecodingKey::from_secret(secret)
+            .map_err(|e| crate::CoreError::Internal(format!("invalid jwtSecret: {e}")))?;
+        // Only HS256: KubeSphere issues nothing else with the shared secret, and accepting RS/ES
+        // or `none` here would open algorithm confusion. Time claims are checked by us with the
+        // injected clock, not by the library.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        Ok(TokenCodec {
+            encoding,
+            decoding,
+            validation,
+        })
+    }
+
+    /// Signs claims.
+    pub fn sign(&self, claims: &Claims) -> Result<String, crate::CoreError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| crate::CoreError::Internal(format!("token signing failed: {e}")))
+    }
+
+    /// Checks signature, algorithm, time claims (`exp` with no leeway, `iat` with `skew_s`) and
+    /// the token type.
+    pub fn verify(
+        &self,
+        token: &str,
+        want: TokenType,
+        now_ms: i64,
+        skew_s: i64,
+    ) -> Result<Claims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        let now_s = now_ms.div_euclid(1000);
+        if let Some(exp) = claims.exp
+            && now_s >= exp
+        {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now_s + skew_s {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.token_type != want {
+            return Err(TokenError::WrongType {
+                got: claims.token_type.as_str(),
+                want: want.as_str(),
+            });
+        }
+        Ok(claims)
+    }
+
+    /// Decodes and checks only the signature (for `portcullis token inspect`).
+    pub fn decode_unchecked_time(&self, token: &str) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|_| TokenError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(tt: TokenType, iat: i64, exp: Option<i64>) -> Claims {
+        Claims {
+            username: "alice".into(),
+            sub: "alice".into(),
+            token_type: tt,
+            iss: "kubesphere".into(),
+            iat,
+            exp,
+            extra: BTreeMap::new(),
+            groups: vec![],
+            sid: "s1".into(),
+            jti: "j1".into(),
+            uid: String::new(),
+            r#gen: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_type_check() {
+        let c = TokenCodec::new(b"secret").unwrap();
+        let t = c
+            .sign(&claims(TokenType::AccessToken, 1000, Some(2000)))
+            .unwrap();
+        assert_eq!(
+            c.verify(&t, TokenType::AccessToken, 1_500_000, 10)
+                .unwrap()
+                .username,
+            "alice"
+        );
+        assert!(matches!(
+            c.verify(&t, TokenType::RefreshToken, 1_500_000, 10),
+            Err(TokenError::WrongType { .. })
+        ));
+        assert_eq!(
+            c.verify(&t, TokenType::AccessToken, 2_000_000, 10),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            c.verify(&t, TokenType::AccessToken, 900_000, 10),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            c.verify(&t, TokenType::AccessToken, 995_000, 10)
+                .unwrap()
+                .iat,
+            1000
+        );
+    }
+
+    #[test]
+    fn other_secret_and_garbage_refused() {
+        let a = TokenCodec::new(b"secret-a").unwrap();
+        let b = TokenCodec::new(b"secret-b").unwrap();
+        let t = a.sign(&claims(TokenType::AccessToken, 1000, None)).unwrap();
+        assert_eq!(
+            b.verify(&t, TokenType::AccessToken, 1_000_000, 0),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            a.verify("garbage", TokenType::AccessToken, 0, 0),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            a.verify("", TokenType::AccessToken, 0, 0),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn alg_none_refused() {
+        use base64::Engine as _;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let h = e.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let p = e.encode(br#"{"username":"admin","token_type":"access_token","iat":1}"#);
+        let c = TokenCodec::new(b"secret").unwrap();
+        assert_eq!(
+            c.verify(&format!("{h}.{p}."), TokenType::AccessToken, 1000, 0),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn kubesphere_31_token_shape_is_read() {
+        // A KubeSphere 3.1 payload (spec §6.1) carries nbf and no sub/sid.
+        let c = TokenCodec::new(b"secret").unwrap();
+        let enc = EncodingKey::from_secret(b"secret").unwrap();
+        let raw = serde_json::json!({"username":"admin","extra":{"uninitialized":["true"]},"token_type":"access_token","exp":1700007190,"iat":1699999990,"iss":"kubesphere","nbf":1699999990});
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &raw, &enc).unwrap();
+        let got = c
+            .verify(&t, TokenType::AccessToken, 1_700_000_000_000, 10)
+            .unwrap();
+        assert_eq!(got.username, "admin");
+        assert_eq!(got.extra["uninitialized"], vec!["true".to_string()]);
+        assert!(got.sid.is_empty());
+    }
+}

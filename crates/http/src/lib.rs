@@ -1,0 +1,147 @@
+//! Portcullis' HTTP API: axum routers for the OAuth endpoints, KubeSphere's `/kapis` endpoints,
+//! the TokenReview webhook, health and metrics. One file per endpoint family; one error type
+//! ([`error::ApiError`]) decides every status code and wire format.
+//!
+//! Design decision: handlers are thin. They parse and validate input, call the engine in
+//! `portcullis-core`, and format the answer; no authentication logic lives here.
+
+pub mod error;
+mod health;
+pub mod kapis;
+pub mod oauth;
+pub mod request;
+mod tokenreview;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use portcullis_config::{Config, IpNet};
+use portcullis_core::Engine;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted, in bytes. Every endpoint takes small forms or JSON.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Publishes a provider's public options (secrets stripped, endpoints filled), by provider name.
+pub type ProviderDirectory = dyn Fn(&str) -> Option<serde_json::Value> + Send + Sync;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    config: ArcSwap<Config>,
+    metrics: Option<PrometheusHandle>,
+    providers: ArcSwap<Option<Arc<ProviderDirectory>>>,
+}
+
+impl AppState {
+    /// State for a running server.
+    pub fn new(engine: Arc<Engine>, config: Config, metrics: Option<PrometheusHandle>) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                engine,
+                config: ArcSwap::from_pointee(config),
+                metrics,
+                providers: ArcSwap::from_pointee(None),
+            }),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.load_full()
+    }
+
+    /// Swaps in a new configuration (the engine is updated separately by the caller).
+    pub fn set_config(&self, config: Config) {
+        self.inner.config.store(Arc::new(config));
+    }
+
+    /// Installs the provider directory used by the public config endpoint.
+    pub fn set_provider_directory(&self, directory: Arc<ProviderDirectory>) {
+        self.inner.providers.store(Arc::new(Some(directory)));
+    }
+
+    pub(crate) fn public_provider_options(&self, name: &str) -> Option<serde_json::Value> {
+        self.inner
+            .providers
+            .load()
+            .as_ref()
+            .as_ref()
+            .and_then(|d| d(name))
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> Vec<IpNet> {
+        self.inner.config.load().portcullis.trusted_proxies.clone()
+    }
+}
+
+/// The whole router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/logout", get(oauth::logout).post(oauth::logout))
+        .route("/oauth/authenticate", post(tokenreview::token_review))
+        .route("/kapis/config.kubesphere.io/v1alpha2/configs/oauth", get(kapis::oauth_config))
+        .route("/kapis/iam.kubesphere.io/v1alpha2/login", post(kapis::legacy_login))
+        .route("/kapis/iam.kubesphere.io/v1alpha2/users/{user}/loginrecords", get(kapis::login_records))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                // The path only, never the query: query strings can carry codes and tokens.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error::ApiError::status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint").into_response()
+}
+
+async fn record_metrics(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("portcullis_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("portcullis_http_request_duration_seconds", "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Default timeout for a whole request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,163 @@
+//! `/oauth/token` (password and refresh_token grants) and `/oauth/logout`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use portcullis_core::{IssuedTokens, PasswordLogin, RequestContext};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::request::{
+    FormParams, basic_credentials, bearer_token, client_ip, require_form, user_agent,
+};
+
+/// The token JSON KubeSphere's console reads, with `Cache-Control: no-store` (RFC 6749 §5.1).
+pub fn token_response(t: &IssuedTokens) -> Response {
+    let mut body = json!({
+        "access_token": t.access_token,
+        "token_type": "Bearer",
+        "refresh_token": t.refresh_token,
+    });
+    if let Some(e) = t.expires_in {
+        body["expires_in"] = json!(e);
+    }
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The request context (address, user agent) of a request.
+pub fn request_context(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> RequestContext {
+    RequestContext {
+        ip: client_ip(peer, headers, &state.trusted_proxies()),
+        user_agent: user_agent(headers),
+    }
+}
+
+/// `POST /oauth/token`.
+pub async fn token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_form(&headers)?;
+    let form = FormParams::parse(&body)?;
+    // Client credentials: Basic header or form body, not both (RFC 6749 §2.3.1).
+    let basic = basic_credentials(&headers)?;
+    let (client_id, client_secret) =
+        match (&basic, form.get("client_id"), form.get("client_secret")) {
+            (Some(_), _, Some(_)) => {
+                return Err(ApiError::invalid_request(
+                    "use one client authentication method, not both",
+                ));
+            }
+            (Some((id, secret)), form_id, None) => {
+                if form_id.is_some_and(|f| f != id) {
+                    return Err(ApiError::invalid_request(
+                        "client_id differs from the Basic credentials",
+                    ));
+                }
+                (Some(id.as_str()), Some(secret.as_str()))
+            }
+            (None, id, secret) => (id, secret),
+        };
+    let client = state
+        .engine()
+        .authenticate_client(client_id, client_secret)?;
+    let ctx = request_context(&state, peer, &headers);
+    let grant = form.require("grant_type")?;
+    let issued = match grant {
+        "password" => {
+            if let Some(c) = &client
+                && !portcullis_core::Settings::client_may_use_password(c)
+            {
+                return Err(portcullis_core::AuthError::UnauthorizedClient(
+                    "this client is not trusted to use the password grant".into(),
+                )
+                .into());
+            }
+            let login = PasswordLogin {
+                login: form.require("username")?,
+                password: form.require("password")?,
+                client_id: client.as_ref().map(|c| c.name.as_str()).unwrap_or(""),
+                login_type: "Token",
+            };
+            state.engine().password_login(&login, &ctx).await?
+        }
+        "refresh_token" => {
+            let token = form.require("refresh_token")?;
+            state
+                .engine()
+                .refresh(token, client.as_ref().map(|c| c.name.as_str()))
+                .await?
+        }
+        other => {
+            return Err(portcullis_core::AuthError::UnsupportedGrantType(other.to_string()).into());
+        }
+    };
+    Ok(token_response(&issued))
+}
+
+/// `GET|POST /oauth/logout`: revokes the presented token's session; with
+/// `post_logout_redirect_uri` (which must be registered) redirects there with `state`.
+pub async fn logout(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let redirect = match query
+        .get("post_logout_redirect_uri")
+        .filter(|s| !s.is_empty())
+    {
+        Some(uri) => Some(allowed_logout_redirect(&state, uri)?),
+        None => None,
+    };
+    if let Some(token) = bearer_token(&headers) {
+        state.engine().logout(token).await?;
+    }
+    match redirect {
+        Some(mut url) => {
+            if let Some(s) = query.get("state").filter(|s| !s.is_empty()) {
+                url.query_pairs_mut().append_pair("state", s);
+            }
+            Ok(Redirect::to(url.as_str()).into_response())
+        }
+        None => Ok((StatusCode::OK, Json(json!({ "message": "success" }))).into_response()),
+    }
+}
+
+/// A logout redirect is allowed only when it exactly matches a client's
+/// `postLogoutRedirectURIs` (or, for clients without them, a non-wildcard `redirectURIs` entry),
+/// or lies under this server's own public URL. Anything else is an open redirect.
+fn allowed_logout_redirect(state: &AppState, uri: &str) -> Result<url::Url, ApiError> {
+    let parsed = url::Url::parse(uri).map_err(|_| {
+        ApiError::invalid_request("post_logout_redirect_uri is not an absolute URL")
+    })?;
+    let config = state.config();
+    let registered = config.authentication.oauth_options.clients.iter().any(|c| {
+        let list = if c.post_logout_redirect_uris.is_empty() {
+            &c.redirect_uris
+        } else {
+            &c.post_logout_redirect_uris
+        };
+        list.iter().any(|r| !r.contains('*') && r == uri)
+    });
+    let public = &config.portcullis.public_url;
+    let own = parsed.origin() == public.origin() && parsed.path().starts_with(public.path());
+    if registered || own {
+        Ok(parsed)
+    } else {
+        Err(ApiError::invalid_request(
+            "post_logout_redirect_uri is not registered for any client",
+        ))
+    }
+}

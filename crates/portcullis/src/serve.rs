@@ -1,0 +1,103 @@
+//! `portcullis serve`.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use portcullis_core::{Engine, NewUser};
+use portcullis_http::AppState;
+
+use crate::cli::ServeArgs;
+use crate::setup;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let mut config = setup::load_config(
+        &args.common,
+        args.listen.as_deref(),
+        args.public_url.as_deref(),
+    )?;
+    setup::init_logging(config.portcullis.log_format);
+    let listener = tokio::net::TcpListener::bind(config.portcullis.listen)
+        .await
+        .with_context(|| format!("binding {}", config.portcullis.listen))?;
+    let local = listener.local_addr()?;
+    if config.portcullis.public_url.port() == Some(0) {
+        // Listening on port 0 (tests): the default public URL names the port actually bound.
+        let _ = config.portcullis.public_url.set_port(Some(local.port()));
+    }
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let engine = setup::open_engine(&config).await?;
+    bootstrap_admin(&engine).await?;
+    let jobs = engine.spawn_background();
+    let public_url = config.portcullis.public_url.clone();
+    let state = AppState::new(engine.clone(), config, metrics);
+    let app = portcullis_http::router(state);
+    tracing::info!(listen = %local, public_url = %public_url, backend = engine.store().backend(), "portcullis is serving");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    engine.flush_activity().await;
+    drop(jobs);
+    tracing::info!("portcullis stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// On first start (no users at all) creates `admin` in group `platform-admins`, with the
+/// password from `PORTCULLIS_ADMIN_PASSWORD` or a random one printed once.
+async fn bootstrap_admin(engine: &Engine) -> Result<()> {
+    if engine.store().count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("PORTCULLIS_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (portcullis_core::random_id(), true),
+    };
+    let new = NewUser {
+        name: "admin".into(),
+        groups: vec!["platform-admins".into()],
+        password: Some(password.clone()),
+        uninitialized: generated,
+        ..Default::default()
+    };
+    match engine.add_user(new).await {
+        Ok(_) if generated => {
+            // Printed once, on standard output and not through the logger, so log shipping
+            // does not collect it.
+            println!("Created user \"admin\" with the one-time password: {password}");
+            println!("Change it at first login, or with: portcullis user passwd admin");
+        }
+        Ok(_) => tracing::info!(
+            "created user \"admin\" with the password from PORTCULLIS_ADMIN_PASSWORD"
+        ),
+        Err(portcullis_core::CoreError::Conflict(_)) => {} // another replica created it first
+        Err(e) => return Err(anyhow::anyhow!("creating the admin user: {e}")),
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the real `portcullis` binary over HTTP, on SQLite and on PostgreSQL.
+
+mod cli;
+mod common;
+mod core_flow;
+mod defaults;

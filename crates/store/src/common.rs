@@ -1,0 +1,411 @@
+//! What both SQL backends share: row decoding, the lockout arithmetic, conflict messages, and the
+//! embedded migrations. The SQL text itself stays in each backend, written for its dialect.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::{IdentityLink, LockoutDecision, LockoutPolicy, LoginRecord, Session, StoreError, StoreResult, UnixMillis, User, UserState, UserUpdate};
+
+/// Rows deleted per statement by the prune calls, so a huge table is never one long transaction.
+pub(crate) const PRUNE_BATCH: i64 = 10_000;
+
+/// Users over the per-user record limit looked up per statement while pruning login records.
+pub(crate) const PRUNE_USER_PAGE: i64 = 500;
+
+/// One embedded migration file: version, description, SQL.
+pub(crate) type MigrationFile = (i64, &'static str, &'static str);
+
+/// A migrator over migration files embedded with `include_str!`. This gives what `sqlx::migrate!`
+/// gives (same versions, descriptions and checksums, so either can take over a database) without
+/// compiling sqlx's proc-macro crate; a test checks the list against the directory.
+pub(crate) fn migrator(files: &[MigrationFile]) -> Migrator {
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(sql), false)
+            })
+            .collect(),
+    )
+}
+
+/// Typed column access shared by `SqliteRow` and `PgRow`, so the model decoding below is written once.
+pub(crate) trait RowExt {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! impl_row_ext {
+    ($row:ty) => {
+        impl RowExt for $row {
+            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+        }
+    };
+}
+
+impl_row_ext!(sqlx::sqlite::SqliteRow);
+impl_row_ext!(sqlx::postgres::PgRow);
+
+/// Column lists, as macros so they can be spliced into `concat!` and the SQL stays `&'static str`.
+macro_rules! user_columns {
+    () => {
+        "name, uid, email, display_name, groups, state, password_hash, uninitialized, created_at, last_login_at, password_changed_at"
+    };
+}
+macro_rules! link_columns {
+    () => {
+        "provider, upstream_uid, user_name, upstream_username, upstream_email, created_at"
+    };
+}
+macro_rules! record_columns {
+    () => {
+        "id, user_name, at, login_type, provider, source_ip, user_agent, success, reason"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "id, user_name, client_id, provider, created_at, expires_at, last_seen_at, refresh_generation, revoked_at, source_ip, user_agent"
+    };
+}
+pub(crate) use {link_columns, record_columns, session_columns, user_columns};
+
+pub(crate) fn user_from_row(r: &impl RowExt) -> StoreResult<User> {
+    let name = r.text("name")?;
+    let groups = r.text("groups")?;
+    let groups = serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt(format!("groups of user {name:?}: {e}")))?;
+    let state = r.text("state")?;
+    let state = UserState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?} of user {name:?}")))?;
+    Ok(User {
+        uid: r.text("uid")?,
+        email: r.opt_text("email")?,
+        display_name: r.opt_text("display_name")?,
+        groups,
+        state,
+        password_hash: r.opt_text("password_hash")?,
+        uninitialized: r.flag("uninitialized")?,
+        created_at: r.int("created_at")?,
+        last_login_at: r.opt_int("last_login_at")?,
+        password_changed_at: r.opt_int("password_changed_at")?,
+        name,
+    })
+}
+
+pub(crate) fn link_from_row(r: &impl RowExt) -> StoreResult<IdentityLink> {
+    Ok(IdentityLink {
+        provider: r.text("provider")?,
+        upstream_uid: r.text("upstream_uid")?,
+        user: r.text("user_name")?,
+        upstream_username: r.opt_text("upstream_username")?,
+        upstream_email: r.opt_text("upstream_email")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+pub(crate) fn record_from_row(r: &impl RowExt) -> StoreResult<LoginRecord> {
+    Ok(LoginRecord {
+        id: r.text("id")?,
+        user: r.text("user_name")?,
+        at: r.int("at")?,
+        login_type: r.text("login_type")?,
+        provider: r.text("provider")?,
+        source_ip: r.text("source_ip")?,
+        user_agent: r.text("user_agent")?,
+        success: r.flag("success")?,
+        reason: r.text("reason")?,
+    })
+}
+
+pub(crate) fn session_from_row(r: &impl RowExt) -> StoreResult<Session> {
+    Ok(Session {
+        id: r.text("id")?,
+        user: r.text("user_name")?,
+        client_id: r.text("client_id")?,
+        provider: r.text("provider")?,
+        created_at: r.int("created_at")?,
+        expires_at: r.opt_int("expires_at")?,
+        last_seen_at: r.int("last_seen_at")?,
+        refresh_generation: r.int("refresh_generation")?,
+        revoked_at: r.opt_int("revoked_at")?,
+        source_ip: r.text("source_ip")?,
+        user_agent: r.text("user_agent")?,
+    })
+}
+
+/// Applies the `Some` fields of an update.
+pub(crate) fn apply_update(user: &mut User, update: &UserUpdate) {
+    if let Some(email) = &update.email {
+        user.email.clone_from(email);
+    }
+    if let Some(display_name) = &update.display_name {
+        user.display_name.clone_from(display_name);
+    }
+    if let Some(groups) = &update.groups {
+        user.groups.clone_from(groups);
+    }
+    if let Some(state) = update.state {
+        user.state = state;
+    }
+    if let Some(uninitialized) = update.uninitialized {
+        user.uninitialized = uninitialized;
+    }
+}
+
+/// The stored form of a group list.
+pub(crate) fn groups_json(groups: &[String]) -> String {
+    serde_json::Value::from(groups).to_string()
+}
+
+/// The key the unique email rule compares: Unicode lower case, computed here so that SQLite (whose
+/// `lower()` folds ASCII only) and PostgreSQL (whose `lower()` depends on the locale) agree.
+pub(crate) fn email_key(email: Option<&str>) -> Option<String> {
+    email.map(str::to_lowercase)
+}
+
+/// Which uniqueness rule a failed write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unique {
+    UserName,
+    UserUid,
+    UserEmail,
+    Identity,
+    Session,
+    Other,
+}
+
+/// Classifies a unique violation by the constraint name (PostgreSQL) or the message, which names
+/// the columns (SQLite). `None` when the error is not a unique violation.
+pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
+    let db = err.as_database_error()?;
+    if db.kind() != ErrorKind::UniqueViolation {
+        return None;
+    }
+    let what = db.constraint().unwrap_or_else(|| db.message());
+    let has = |needles: &[&str]| needles.iter().any(|n| what.contains(n));
+    Some(if has(&["users_pkey", "users.name"]) {
+        Unique::UserName
+    } else if has(&["users_uid_unique", "users.uid"]) {
+        Unique::UserUid
+    } else if has(&["users_email_unique", "users.email_key"]) {
+        Unique::UserEmail
+    } else if has(&["identity_links"]) {
+        Unique::Identity
+    } else if has(&["sessions"]) {
+        Unique::Session
+    } else {
+        Unique::Other
+    })
+}
+
+/// True when the error is a foreign-key violation.
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|db| db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+/// The conflict error for a rejected user write.
+pub(crate) fn user_conflict(err: sqlx::Error, user: &User) -> StoreError {
+    user_conflict_parts(err, &user.name, &user.uid, user.email.as_deref())
+}
+
+pub(crate) fn user_conflict_parts(err: sqlx::Error, name: &str, uid: &str, email: Option<&str>) -> StoreError {
+    match unique_violation(&err) {
+        Some(Unique::UserName) => StoreError::Conflict(format!("user name {name:?} is taken")),
+        Some(Unique::UserUid) => StoreError::Conflict(format!("user uid {uid:?} is already used by another user")),
+        Some(Unique::UserEmail) => {
+            StoreError::Conflict(format!("email {:?} is already used by another user", email.unwrap_or_default()))
+        }
+        Some(_) => StoreError::Conflict(format!("user {name:?} conflicts with an existing row: {err}")),
+        None => err.into(),
+    }
+}
+
+pub(crate) fn identity_conflict(link: &IdentityLink, owner: Option<String>) -> StoreError {
+    match owner {
+        Some(owner) => {
+            StoreError::Conflict(format!("identity {}/{} is already linked to user {owner:?}", link.provider, link.upstream_uid))
+        }
+        // The other link went away between the failed insert and the lookup.
+        None => StoreError::Conflict(format!("identity {}/{} is already linked to another user", link.provider, link.upstream_uid)),
+    }
+}
+
+pub(crate) fn user_not_found(name: &str) -> StoreError {
+    StoreError::NotFound(format!("user {name:?} does not exist"))
+}
+
+/// Clamps paging arguments: negative offsets and limits mean 0 (PostgreSQL rejects a negative
+/// `LIMIT` and SQLite reads it as "no limit").
+pub(crate) fn page(offset: i64, limit: i64) -> (i64, i64) {
+    (offset.max(0), limit.max(0))
+}
+
+/// A `touch_sessions` batch with duplicate ids merged (latest time wins), sorted by id so that
+/// every server locks rows in the same order.
+pub(crate) fn merge_touches(seen: &[(String, UnixMillis)]) -> (Vec<String>, Vec<i64>) {
+    let mut merged: BTreeMap<&str, i64> = BTreeMap::new();
+    for (id, at) in seen {
+        let slot = merged.entry(id.as_str()).or_insert(*at);
+        *slot = (*slot).max(*at);
+    }
+    merged.into_iter().map(|(id, at)| (id.to_owned(), at)).unzip()
+}
+
+/// The stored state of one lockout key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counter {
+    pub window_start: UnixMillis,
+    /// Failures in the window, counting reserved attempts still in flight.
+    pub failures: i64,
+    pub locked_until: Option<UnixMillis>,
+}
+
+/// The policy with out-of-range values clamped: at least one failure, at least one millisecond.
+fn clamp(policy: LockoutPolicy) -> (i64, i64) {
+    (policy.max_failures.max(1), policy.window_ms.max(1))
+}
+
+impl Counter {
+    fn fresh(now: UnixMillis) -> Self {
+        Counter { window_start: now, failures: 0, locked_until: None }
+    }
+
+    /// When the row carries no more information: its window is over and it is not locked.
+    pub(crate) fn expires_at(&self, policy: LockoutPolicy) -> UnixMillis {
+        let (_, window) = clamp(policy);
+        let window_end = self.window_start.saturating_add(window);
+        self.locked_until.map_or(window_end, |until| until.max(window_end))
+    }
+
+    /// The counter as it stands at `now`: a new window once the current one is over or a lock
+    /// on it has run out; otherwise unchanged (an active lock included).
+    fn current(stored: Option<Counter>, window: i64, now: UnixMillis) -> Counter {
+        match stored {
+            Some(c) if now >= c.window_start.saturating_add(window) => Counter::fresh(now),
+            Some(c) if c.locked_until.is_some_and(|until| until <= now) => Counter::fresh(now),
+            Some(c) => c,
+            None => Counter::fresh(now),
+        }
+    }
+}
+
+/// `lockout_reserve`: the decision and, when it changed, the counter to store.
+pub(crate) fn lockout_reserve(stored: Option<Counter>, policy: LockoutPolicy, now: UnixMillis) -> (LockoutDecision, Option<Counter>) {
+    let (max, window) = clamp(policy);
+    if let Some(until) = stored.and_then(|c| c.locked_until).filter(|&until| until > now) {
+        return (LockoutDecision::Locked { until }, None);
+    }
+    let mut counter = Counter::current(stored, window, now);
+    if counter.failures < max {
+        counter.failures += 1;
+        (LockoutDecision::Allowed, Some(counter))
+    } else {
+        // Every slot of this window is taken by failures or attempts in flight. `current` only
+        // starts a fresh window (failures 0) so this is the stored counter, unchanged.
+        (LockoutDecision::Locked { until: counter.window_start.saturating_add(window) }, None)
+    }
+}
+
+/// `lockout_fail`: the counter to store and the lock end if the key is now locked.
+pub(crate) fn lockout_fail(stored: Option<Counter>, policy: LockoutPolicy, now: UnixMillis) -> Counter {
+    let (max, window) = clamp(policy);
+    let active_lock = stored.and_then(|c| c.locked_until).filter(|&until| until > now);
+    let mut counter = match Counter::current(stored, window, now) {
+        // The reserved slot is already counted in this window; `max(1)` covers a counter that was
+        // released or cleared while the attempt was in flight.
+        c if c.failures > 0 => c,
+        // A new window (or no counter): this failure is its first.
+        c => Counter { failures: 1, ..c },
+    };
+    counter.locked_until = active_lock;
+    if counter.failures >= max {
+        let until = now.saturating_add(window);
+        counter.locked_until = Some(active_lock.map_or(until, |l| l.max(until)));
+    }
+    counter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: LockoutPolicy = LockoutPolicy { max_failures: 3, window_ms: 1_000 };
+
+    #[test]
+    fn migration_lists_match_directories() {
+        for (dir, files) in [("sqlite", crate::sqlite::MIGRATIONS), ("postgres", crate::postgres::MIGRATIONS)] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+            let mut on_disk: Vec<String> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+            on_disk.sort();
+            let listed: Vec<String> = files.iter().map(|(v, d, _)| format!("{v:04}_{}.sql", d.replace(' ', "_"))).collect();
+            assert_eq!(listed, on_disk, "every file in migrations/{dir} must be listed in MIGRATIONS, in order");
+            for (i, (v, _, _)) in files.iter().enumerate() {
+                assert_eq!(*v, i as i64 + 1, "migration versions must be 1, 2, 3, ...");
+            }
+        }
+    }
+
+    #[test]
+    fn reserve_counts_slots_and_refuses_when_full() {
+        let (d, c) = lockout_reserve(None, POLICY, 100);
+        assert_eq!(d, LockoutDecision::Allowed);
+        let c = c.unwrap();
+        assert_eq!(c, Counter { window_start: 100, failures: 1, locked_until: None });
+        let full = Counter { failures: 3, ..c };
+        assert_eq!(lockout_reserve(Some(full), POLICY, 500), (LockoutDecision::Locked { until: 1_100 }, None));
+        // The window is over: a fresh one starts.
+        let (d, c) = lockout_reserve(Some(full), POLICY, 1_100);
+        assert_eq!(d, LockoutDecision::Allowed);
+        assert_eq!(c.unwrap(), Counter { window_start: 1_100, failures: 1, locked_until: None });
+    }
+
+    #[test]
+    fn fail_locks_at_max_and_lock_runs_out() {
+        let c = Counter { window_start: 0, failures: 3, locked_until: None };
+        let locked = lockout_fail(Some(c), POLICY, 400);
+        assert_eq!(locked.locked_until, Some(1_400));
+        assert_eq!(lockout_reserve(Some(locked), POLICY, 1_399), (LockoutDecision::Locked { until: 1_400 }, None));
+        let (d, c) = lockout_reserve(Some(locked), POLICY, 1_400);
+        assert_eq!(d, LockoutDecision::Allowed);
+        assert_eq!(c.unwrap(), Counter { window_start: 1_400, failures: 1, locked_until: None });
+        assert_eq!(locked.expires_at(POLICY), 1_400);
+    }
+
+    #[test]
+    fn fail_after_rollover_or_clear_counts_once() {
+        assert_eq!(lockout_fail(None, POLICY, 50), Counter { window_start: 50, failures: 1, locked_until: None });
+        let old = Counter { window_start: 0, failures: 2, locked_until: None };
+        assert_eq!(lockout_fail(Some(old), POLICY, 1_000), Counter { window_start: 1_000, failures: 1, locked_until: None });
+        let released = Counter { window_start: 0, failures: 0, locked_until: None };
+        assert_eq!(lockout_fail(Some(released), POLICY, 10).failures, 1);
+    }
+
+    #[test]
+    fn merge_touches_keeps_latest_and_sorts() {
+        let seen = vec![("b".to_owned(), 5), ("a".to_owned(), 3), ("b".to_owned(), 9), ("b".to_owned(), 1)];
+        assert_eq!(merge_touches(&seen), (vec!["a".to_owned(), "b".to_owned()], vec![3, 9]));
+    }
+}
