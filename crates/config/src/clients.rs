@@ -134,6 +134,23 @@ fn uris(report: &mut Report, f: &Fields, key: &str, development: bool) -> Vec<St
     };
     let mut out = Vec::with_capacity(items.len());
     for (uri, path, line) in items {
+        if uri.contains('*') && !development {
+            // KubeSphere's own default client has `redirectURIs: ["*"]`; refusing it would stop
+            // an existing kubesphere.yaml from loading. The entry is dropped (never matched) and
+            // the operator is told: the client keeps its password and refresh grants (the
+            // console's use), but cannot send codes anywhere until its URIs are listed.
+            report.warn(
+                line,
+                &path,
+                format!(
+                    "wildcard redirect URI {uri:?} is ignored: redirect URIs are matched exactly \
+                     (scheme, host, port and path) and a wildcard would let any site receive \
+                     authorization codes; list each URI the client uses, or set \
+                     `development: true` on a development client"
+                ),
+            );
+            continue;
+        }
         if let Err(message) = check_uri(&uri, development) {
             report.error(line, &path, message);
         } else {

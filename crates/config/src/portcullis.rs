@@ -48,7 +48,8 @@ impl Setting {
     }
 }
 
-/// The override if given, else the file's value.
+/// The override if given, else the file's value. An empty value in the file means "not set"
+/// (templated files render absent values that way); an empty override is checked like any other.
 fn setting(
     report: &mut Report,
     over: Option<&str>,
@@ -71,7 +72,7 @@ fn setting(
             from_override: true,
         });
     }
-    let (value, line) = from_file?;
+    let (value, line) = from_file.filter(|(v, _)| !v.is_empty())?;
     Some(Setting {
         value,
         source: f.key_path(key),
@@ -112,20 +113,15 @@ pub(crate) fn read(
     };
     let data_dir = match (
         &over.data_dir,
-        f.get("dataDir")
-            .and_then(|v| v.string(report).map(|s| (s, v))),
+        f.get("dataDir").and_then(|v| v.string(report)),
     ) {
         (Some(dir), _) if dir.as_os_str().is_empty() => {
             report.override_error("--data-dir / PORTCULLIS_DATA_DIR", "must not be empty");
             PathBuf::from(DEFAULT_DATA_DIR)
         }
         (Some(dir), _) => dir.clone(),
-        (None, Some((dir, v))) if dir.is_empty() => {
-            report.error(v.line, &v.path, "must not be empty");
-            PathBuf::from(DEFAULT_DATA_DIR)
-        }
-        (None, Some((dir, _))) => PathBuf::from(dir),
-        (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+        (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
+        (None, _) => PathBuf::from(DEFAULT_DATA_DIR),
     };
     let database = match setting(
         report,

@@ -15,7 +15,7 @@ use serde_saphyr::{MessageFormatter, Spanned};
 pub(crate) const SECTIONS: [&str; 3] = ["authentication", "redis", "portcullis"];
 
 /// Largest accepted input. A real `kubesphere.yaml` is a few kilobytes.
-const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
 
 /// A YAML node with its location.
 #[derive(Debug, Clone)]
@@ -291,7 +291,7 @@ pub(crate) fn parse(text: &str) -> Result<Root, SyntaxError> {
         budget.max_depth = 64;
     }
     options.alias_limits.max_total_replayed_events = 100_000;
-    // Spans need byte offsets for the error snippet only; we render plain messages.
+    // Messages are rendered as one plain line, without a source snippet.
     options.with_snippet = false;
     serde_saphyr::from_str_with_options::<Root>(text, options).map_err(|err| {
         let inner = err.without_snippet();

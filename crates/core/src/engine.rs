@@ -67,6 +67,7 @@ pub struct Engine {
     keys: ArcSwap<Keys>,
     pub(crate) revocations: Arc<RevocationIndex>,
     pub(crate) activity: ActivityTracker,
+    bus: std::sync::OnceLock<crate::redis_bus::RevocationBus>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -95,6 +96,7 @@ impl Engine {
             keys: ArcSwap::from_pointee(keys),
             revocations,
             activity: ActivityTracker::default(),
+            bus: std::sync::OnceLock::new(),
         }))
     }
 
@@ -107,6 +109,22 @@ impl Engine {
         };
         self.keys.store(Arc::new(keys));
         Ok(())
+    }
+
+    /// Uses Redis to tell other replicas about revocations at once (they poll the store anyway).
+    pub fn set_revocation_bus(&self, bus: crate::redis_bus::RevocationBus) {
+        let _ = self.bus.set(bus);
+    }
+
+    /// The Redis revocation bus, when configured.
+    pub fn revocation_bus(&self) -> Option<&crate::redis_bus::RevocationBus> {
+        self.bus.get()
+    }
+
+    async fn announce_revocation(&self) {
+        if let Some(bus) = self.bus.get() {
+            bus.publish().await;
+        }
     }
 
     /// The settings in force.
@@ -188,6 +206,7 @@ impl Engine {
             .prune_login_records(now.saturating_sub(s.retention_ms), s.max_records_per_user)
             .await?;
         self.store.prune_sessions(now).await?;
+        self.store.prune_lockouts(now).await?;
         self.revocations.prune(now);
         if deleted > 0 {
             tracing::info!(deleted, "login records pruned by retention");
@@ -232,6 +251,9 @@ impl Engine {
                 .await?;
             for id in &revoked {
                 self.revocations.insert(id, None);
+            }
+            if !revoked.is_empty() {
+                self.announce_revocation().await;
             }
         }
         self.activity.mark(&session.id, now);
@@ -363,6 +385,7 @@ impl Engine {
         }
         let revoked = self.store.revoke_session(session_id, self.now_ms()).await?;
         self.revocations.insert(session_id, None);
+        self.announce_revocation().await;
         Ok(revoked)
     }
 
@@ -375,6 +398,7 @@ impl Engine {
         for id in &ids {
             self.revocations.insert(id, None);
         }
+        self.announce_revocation().await;
         Ok(ids.len())
     }
 

@@ -15,6 +15,7 @@ mod error;
 mod login;
 pub mod names;
 pub mod password;
+pub mod redis_bus;
 pub mod revocation;
 mod settings;
 pub mod tokens;

@@ -33,6 +33,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine = setup::open_engine(&config).await?;
     bootstrap_admin(&engine).await?;
     let jobs = engine.spawn_background();
+    let listener_job = engine
+        .revocation_bus()
+        .map(|bus| bus.spawn_listener(engine.clone()));
     let public_url = config.portcullis.public_url.clone();
     let state = AppState::new(engine.clone(), config, metrics);
     let app = portcullis_http::router(state);
@@ -46,6 +49,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .context("serving")?;
     engine.flush_activity().await;
     drop(jobs);
+    engine.store().close().await;
+    if let Some(j) = listener_job {
+        j.abort();
+    }
     tracing::info!("portcullis stopped");
     Ok(())
 }

@@ -8,7 +8,10 @@ use sqlx::Row;
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::{IdentityLink, LockoutDecision, LockoutPolicy, LoginRecord, Session, StoreError, StoreResult, UnixMillis, User, UserState, UserUpdate};
+use crate::{
+    IdentityLink, LockoutDecision, LockoutPolicy, LoginRecord, Session, StoreError, StoreResult,
+    UnixMillis, User, UserState, UserUpdate,
+};
 
 /// Rows deleted per statement by the prune calls, so a huge table is never one long transaction.
 pub(crate) const PRUNE_BATCH: i64 = 10_000;
@@ -27,7 +30,13 @@ pub(crate) fn migrator(files: &[MigrationFile]) -> Migrator {
         files
             .iter()
             .map(|&(version, description, sql)| {
-                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(sql), false)
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
             })
             .collect(),
     )
@@ -93,9 +102,11 @@ pub(crate) use {link_columns, record_columns, session_columns, user_columns};
 pub(crate) fn user_from_row(r: &impl RowExt) -> StoreResult<User> {
     let name = r.text("name")?;
     let groups = r.text("groups")?;
-    let groups = serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt(format!("groups of user {name:?}: {e}")))?;
+    let groups = serde_json::from_str(&groups)
+        .map_err(|e| StoreError::Corrupt(format!("groups of user {name:?}: {e}")))?;
     let state = r.text("state")?;
-    let state = UserState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?} of user {name:?}")))?;
+    let state = UserState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?} of user {name:?}")))?;
     Ok(User {
         uid: r.text("uid")?,
         email: r.opt_text("email")?,
@@ -219,7 +230,8 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
 
 /// True when the error is a foreign-key violation.
 pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|db| db.kind() == ErrorKind::ForeignKeyViolation)
+    err.as_database_error()
+        .is_some_and(|db| db.kind() == ErrorKind::ForeignKeyViolation)
 }
 
 /// The conflict error for a rejected user write.
@@ -227,25 +239,39 @@ pub(crate) fn user_conflict(err: sqlx::Error, user: &User) -> StoreError {
     user_conflict_parts(err, &user.name, &user.uid, user.email.as_deref())
 }
 
-pub(crate) fn user_conflict_parts(err: sqlx::Error, name: &str, uid: &str, email: Option<&str>) -> StoreError {
+pub(crate) fn user_conflict_parts(
+    err: sqlx::Error,
+    name: &str,
+    uid: &str,
+    email: Option<&str>,
+) -> StoreError {
     match unique_violation(&err) {
         Some(Unique::UserName) => StoreError::Conflict(format!("user name {name:?} is taken")),
-        Some(Unique::UserUid) => StoreError::Conflict(format!("user uid {uid:?} is already used by another user")),
-        Some(Unique::UserEmail) => {
-            StoreError::Conflict(format!("email {:?} is already used by another user", email.unwrap_or_default()))
+        Some(Unique::UserUid) => {
+            StoreError::Conflict(format!("user uid {uid:?} is already used by another user"))
         }
-        Some(_) => StoreError::Conflict(format!("user {name:?} conflicts with an existing row: {err}")),
+        Some(Unique::UserEmail) => StoreError::Conflict(format!(
+            "email {:?} is already used by another user",
+            email.unwrap_or_default()
+        )),
+        Some(_) => StoreError::Conflict(format!(
+            "user {name:?} conflicts with an existing row: {err}"
+        )),
         None => err.into(),
     }
 }
 
 pub(crate) fn identity_conflict(link: &IdentityLink, owner: Option<String>) -> StoreError {
     match owner {
-        Some(owner) => {
-            StoreError::Conflict(format!("identity {}/{} is already linked to user {owner:?}", link.provider, link.upstream_uid))
-        }
+        Some(owner) => StoreError::Conflict(format!(
+            "identity {}/{} is already linked to user {owner:?}",
+            link.provider, link.upstream_uid
+        )),
         // The other link went away between the failed insert and the lookup.
-        None => StoreError::Conflict(format!("identity {}/{} is already linked to another user", link.provider, link.upstream_uid)),
+        None => StoreError::Conflict(format!(
+            "identity {}/{} is already linked to another user",
+            link.provider, link.upstream_uid
+        )),
     }
 }
 
@@ -267,7 +293,10 @@ pub(crate) fn merge_touches(seen: &[(String, UnixMillis)]) -> (Vec<String>, Vec<
         let slot = merged.entry(id.as_str()).or_insert(*at);
         *slot = (*slot).max(*at);
     }
-    merged.into_iter().map(|(id, at)| (id.to_owned(), at)).unzip()
+    merged
+        .into_iter()
+        .map(|(id, at)| (id.to_owned(), at))
+        .unzip()
 }
 
 /// The stored state of one lockout key.
@@ -286,14 +315,19 @@ fn clamp(policy: LockoutPolicy) -> (i64, i64) {
 
 impl Counter {
     fn fresh(now: UnixMillis) -> Self {
-        Counter { window_start: now, failures: 0, locked_until: None }
+        Counter {
+            window_start: now,
+            failures: 0,
+            locked_until: None,
+        }
     }
 
     /// When the row carries no more information: its window is over and it is not locked.
     pub(crate) fn expires_at(&self, policy: LockoutPolicy) -> UnixMillis {
         let (_, window) = clamp(policy);
         let window_end = self.window_start.saturating_add(window);
-        self.locked_until.map_or(window_end, |until| until.max(window_end))
+        self.locked_until
+            .map_or(window_end, |until| until.max(window_end))
     }
 
     /// The counter as it stands at `now`: a new window once the current one is over or a lock
@@ -309,9 +343,16 @@ impl Counter {
 }
 
 /// `lockout_reserve`: the decision and, when it changed, the counter to store.
-pub(crate) fn lockout_reserve(stored: Option<Counter>, policy: LockoutPolicy, now: UnixMillis) -> (LockoutDecision, Option<Counter>) {
+pub(crate) fn lockout_reserve(
+    stored: Option<Counter>,
+    policy: LockoutPolicy,
+    now: UnixMillis,
+) -> (LockoutDecision, Option<Counter>) {
     let (max, window) = clamp(policy);
-    if let Some(until) = stored.and_then(|c| c.locked_until).filter(|&until| until > now) {
+    if let Some(until) = stored
+        .and_then(|c| c.locked_until)
+        .filter(|&until| until > now)
+    {
         return (LockoutDecision::Locked { until }, None);
     }
     let mut counter = Counter::current(stored, window, now);
@@ -321,19 +362,30 @@ pub(crate) fn lockout_reserve(stored: Option<Counter>, policy: LockoutPolicy, no
     } else {
         // Every slot of this window is taken by failures or attempts in flight. `current` only
         // starts a fresh window (failures 0) so this is the stored counter, unchanged.
-        (LockoutDecision::Locked { until: counter.window_start.saturating_add(window) }, None)
+        (
+            LockoutDecision::Locked {
+                until: counter.window_start.saturating_add(window),
+            },
+            None,
+        )
     }
 }
 
 /// `lockout_fail`: the counter to store and the lock end if the key is now locked.
-pub(crate) fn lockout_fail(stored: Option<Counter>, policy: LockoutPolicy, now: UnixMillis) -> Counter {
+pub(crate) fn lockout_fail(
+    stored: Option<Counter>,
+    policy: LockoutPolicy,
+    now: UnixMillis,
+) -> Counter {
     let (max, window) = clamp(policy);
-    let active_lock = stored.and_then(|c| c.locked_until).filter(|&until| until > now);
+    let active_lock = stored
+        .and_then(|c| c.locked_until)
+        .filter(|&until| until > now);
     let mut counter = match Counter::current(stored, window, now) {
-        // The reserved slot is already counted in this window; `max(1)` covers a counter that was
-        // released or cleared while the attempt was in flight.
+        // The reserved slot is already counted in this window.
         c if c.failures > 0 => c,
-        // A new window (or no counter): this failure is its first.
+        // A new window, no counter, or a counter released or cleared while the attempt was in
+        // flight: this failure is the first one counted.
         c => Counter { failures: 1, ..c },
     };
     counter.locked_until = active_lock;
@@ -348,20 +400,34 @@ pub(crate) fn lockout_fail(stored: Option<Counter>, policy: LockoutPolicy, now: 
 mod tests {
     use super::*;
 
-    const POLICY: LockoutPolicy = LockoutPolicy { max_failures: 3, window_ms: 1_000 };
+    const POLICY: LockoutPolicy = LockoutPolicy {
+        max_failures: 3,
+        window_ms: 1_000,
+    };
 
     #[test]
     fn migration_lists_match_directories() {
-        for (dir, files) in [("sqlite", crate::sqlite::MIGRATIONS), ("postgres", crate::postgres::MIGRATIONS)] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+        for (dir, files) in [
+            ("sqlite", crate::sqlite::MIGRATIONS),
+            ("postgres", crate::postgres::MIGRATIONS),
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
             let mut on_disk: Vec<String> = std::fs::read_dir(&path)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().into_string().unwrap())
                 .filter(|n| n.ends_with(".sql"))
                 .collect();
             on_disk.sort();
-            let listed: Vec<String> = files.iter().map(|(v, d, _)| format!("{v:04}_{}.sql", d.replace(' ', "_"))).collect();
-            assert_eq!(listed, on_disk, "every file in migrations/{dir} must be listed in MIGRATIONS, in order");
+            let listed: Vec<String> = files
+                .iter()
+                .map(|(v, d, _)| format!("{v:04}_{}.sql", d.replace(' ', "_")))
+                .collect();
+            assert_eq!(
+                listed, on_disk,
+                "every file in migrations/{dir} must be listed in MIGRATIONS, in order"
+            );
             for (i, (v, _, _)) in files.iter().enumerate() {
                 assert_eq!(*v, i as i64 + 1, "migration versions must be 1, 2, 3, ...");
             }
@@ -373,39 +439,100 @@ mod tests {
         let (d, c) = lockout_reserve(None, POLICY, 100);
         assert_eq!(d, LockoutDecision::Allowed);
         let c = c.unwrap();
-        assert_eq!(c, Counter { window_start: 100, failures: 1, locked_until: None });
+        assert_eq!(
+            c,
+            Counter {
+                window_start: 100,
+                failures: 1,
+                locked_until: None
+            }
+        );
         let full = Counter { failures: 3, ..c };
-        assert_eq!(lockout_reserve(Some(full), POLICY, 500), (LockoutDecision::Locked { until: 1_100 }, None));
+        assert_eq!(
+            lockout_reserve(Some(full), POLICY, 500),
+            (LockoutDecision::Locked { until: 1_100 }, None)
+        );
         // The window is over: a fresh one starts.
         let (d, c) = lockout_reserve(Some(full), POLICY, 1_100);
         assert_eq!(d, LockoutDecision::Allowed);
-        assert_eq!(c.unwrap(), Counter { window_start: 1_100, failures: 1, locked_until: None });
+        assert_eq!(
+            c.unwrap(),
+            Counter {
+                window_start: 1_100,
+                failures: 1,
+                locked_until: None
+            }
+        );
     }
 
     #[test]
     fn fail_locks_at_max_and_lock_runs_out() {
-        let c = Counter { window_start: 0, failures: 3, locked_until: None };
+        let c = Counter {
+            window_start: 0,
+            failures: 3,
+            locked_until: None,
+        };
         let locked = lockout_fail(Some(c), POLICY, 400);
         assert_eq!(locked.locked_until, Some(1_400));
-        assert_eq!(lockout_reserve(Some(locked), POLICY, 1_399), (LockoutDecision::Locked { until: 1_400 }, None));
+        assert_eq!(
+            lockout_reserve(Some(locked), POLICY, 1_399),
+            (LockoutDecision::Locked { until: 1_400 }, None)
+        );
         let (d, c) = lockout_reserve(Some(locked), POLICY, 1_400);
         assert_eq!(d, LockoutDecision::Allowed);
-        assert_eq!(c.unwrap(), Counter { window_start: 1_400, failures: 1, locked_until: None });
+        assert_eq!(
+            c.unwrap(),
+            Counter {
+                window_start: 1_400,
+                failures: 1,
+                locked_until: None
+            }
+        );
         assert_eq!(locked.expires_at(POLICY), 1_400);
     }
 
     #[test]
     fn fail_after_rollover_or_clear_counts_once() {
-        assert_eq!(lockout_fail(None, POLICY, 50), Counter { window_start: 50, failures: 1, locked_until: None });
-        let old = Counter { window_start: 0, failures: 2, locked_until: None };
-        assert_eq!(lockout_fail(Some(old), POLICY, 1_000), Counter { window_start: 1_000, failures: 1, locked_until: None });
-        let released = Counter { window_start: 0, failures: 0, locked_until: None };
+        assert_eq!(
+            lockout_fail(None, POLICY, 50),
+            Counter {
+                window_start: 50,
+                failures: 1,
+                locked_until: None
+            }
+        );
+        let old = Counter {
+            window_start: 0,
+            failures: 2,
+            locked_until: None,
+        };
+        assert_eq!(
+            lockout_fail(Some(old), POLICY, 1_000),
+            Counter {
+                window_start: 1_000,
+                failures: 1,
+                locked_until: None
+            }
+        );
+        let released = Counter {
+            window_start: 0,
+            failures: 0,
+            locked_until: None,
+        };
         assert_eq!(lockout_fail(Some(released), POLICY, 10).failures, 1);
     }
 
     #[test]
     fn merge_touches_keeps_latest_and_sorts() {
-        let seen = vec![("b".to_owned(), 5), ("a".to_owned(), 3), ("b".to_owned(), 9), ("b".to_owned(), 1)];
-        assert_eq!(merge_touches(&seen), (vec!["a".to_owned(), "b".to_owned()], vec![3, 9]));
+        let seen = vec![
+            ("b".to_owned(), 5),
+            ("a".to_owned(), 3),
+            ("b".to_owned(), 9),
+            ("b".to_owned(), 1),
+        ];
+        assert_eq!(
+            merge_touches(&seen),
+            (vec!["a".to_owned(), "b".to_owned()], vec![3, 9])
+        );
     }
 }

@@ -72,7 +72,11 @@ pub trait IdentityStore: Send + Sync {
     /// [`StoreError::NotFound`] when the user does not exist.
     async fn link_identity(&self, link: &IdentityLink) -> StoreResult<()>;
     /// The link for an upstream identity.
-    async fn find_identity(&self, provider: &str, upstream_uid: &str) -> StoreResult<Option<IdentityLink>>;
+    async fn find_identity(
+        &self,
+        provider: &str,
+        upstream_uid: &str,
+    ) -> StoreResult<Option<IdentityLink>>;
     /// All links of a user, ordered by provider.
     async fn list_identities(&self, user: &str) -> StoreResult<Vec<IdentityLink>>;
     /// Removes a link; returns false when absent.
@@ -85,12 +89,21 @@ pub trait LoginRecordStore: Send + Sync {
     /// Appends a record.
     async fn add_login_record(&self, record: &LoginRecord) -> StoreResult<()>;
     /// A user's records, newest first, with the total count.
-    async fn list_login_records(&self, user: &str, offset: i64, limit: i64) -> StoreResult<(Vec<LoginRecord>, i64)>;
+    async fn list_login_records(
+        &self,
+        user: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<LoginRecord>, i64)>;
     /// Deletes records older than `older_than`, then for each user all but the newest `max_per_user`
     /// (newest by `at`, ties broken by `id`). `max_per_user <= 0` means no per-user limit and
     /// `older_than = i64::MIN` no age limit. Returns the number deleted. Works in bounded batches,
     /// so a large table is never held in one long transaction.
-    async fn prune_login_records(&self, older_than: UnixMillis, max_per_user: i64) -> StoreResult<u64>;
+    async fn prune_login_records(
+        &self,
+        older_than: UnixMillis,
+        max_per_user: i64,
+    ) -> StoreResult<u64>;
 }
 
 /// Sessions and the revocation log.
@@ -106,11 +119,22 @@ pub trait SessionStore: Send + Sync {
     /// not revoked and not expired at `now`, sets its new expiry and raises `last_seen_at` to
     /// `now`. Returns false when the generation did not match (a reused refresh token) or the
     /// session is revoked, expired or absent.
-    async fn advance_refresh(&self, id: &str, expected: i64, expires_at: Option<UnixMillis>, now: UnixMillis) -> StoreResult<bool>;
+    async fn advance_refresh(
+        &self,
+        id: &str,
+        expected: i64,
+        expires_at: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> StoreResult<bool>;
     /// Revokes one session and appends it to the revocation log; returns false when absent or already revoked.
     async fn revoke_session(&self, id: &str, at: UnixMillis) -> StoreResult<bool>;
     /// Revokes every unrevoked session of a user except `except`, logging each; returns the revoked ids.
-    async fn revoke_user_sessions(&self, user: &str, except: Option<&str>, at: UnixMillis) -> StoreResult<Vec<String>>;
+    async fn revoke_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+        at: UnixMillis,
+    ) -> StoreResult<Vec<String>>;
     /// Revocation log entries with `seq > after`, in order, at most `limit`.
     async fn revocations_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>>;
     /// Revocation log entries whose session is still unexpired at `now` (loaded at start).
@@ -132,10 +156,20 @@ pub trait LockoutStore: Send + Sync {
     /// current one is over, and, if fewer than `max_failures` failures (counting reserved attempts)
     /// are in the window, reserves one and answers `Allowed`; else answers `Locked` until the
     /// window's end. Concurrent callers can never reserve more than `max_failures` slots per window.
-    async fn lockout_reserve(&self, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<LockoutDecision>;
+    async fn lockout_reserve(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<LockoutDecision>;
     /// The reserved attempt failed: it stays counted; when the count has reached `max_failures`
     /// the key is locked for `window_ms` from `now`. Returns the lock end if now locked.
-    async fn lockout_fail(&self, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<Option<UnixMillis>>;
+    async fn lockout_fail(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<Option<UnixMillis>>;
     /// The reserved attempt succeeded or was not a password guess: gives the slot back.
     async fn lockout_release(&self, key: &str) -> StoreResult<()>;
     /// When the key is locked at `now`, the lock end.
@@ -149,7 +183,9 @@ pub trait LockoutStore: Send + Sync {
 
 /// Everything Portcullis stores.
 #[async_trait]
-pub trait Store: UserStore + IdentityStore + LoginRecordStore + SessionStore + LockoutStore {
+pub trait Store:
+    UserStore + IdentityStore + LoginRecordStore + SessionStore + LockoutStore
+{
     /// Backend name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.
@@ -164,7 +200,10 @@ pub trait Store: UserStore + IdentityStore + LoginRecordStore + SessionStore + L
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PostgresStore::open(url).await?))
-    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
     } else {
         Err(StoreError::InvalidUrl(format!(
@@ -180,7 +219,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }

@@ -13,14 +13,22 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
-use crate::common::{self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns, session_columns, user_columns};
+use crate::common::{
+    self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns,
+    session_columns, user_columns,
+};
 use crate::{
-    IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord, LoginRecordStore, Revocation, Session,
-    SessionStore, Store, StoreError, StoreResult, UnixMillis, User, UserStore, UserUpdate, redact_url,
+    IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord,
+    LoginRecordStore, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
+    UnixMillis, User, UserStore, UserUpdate, redact_url,
 };
 
 /// The embedded migrations, in order (checked against `migrations/postgres` by a test).
-pub(crate) const MIGRATIONS: &[MigrationFile] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[MigrationFile] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 /// Connections per server.
 const MAX_CONNECTIONS: u32 = 10;
@@ -48,7 +56,9 @@ impl PostgresStore {
         let plain = !schema.is_empty()
             && schema.len() <= 63
             && !schema.starts_with(|c: char| c.is_ascii_digit())
-            && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !plain {
             return Err(StoreError::InvalidUrl(format!(
                 "invalid PostgreSQL schema name {schema:?}: expected [a-z_][a-z0-9_]*, at most 63 bytes"
@@ -57,9 +67,11 @@ impl PostgresStore {
         let options = parse_url(url)?;
         let mut conn = PgConnection::connect_with(&options).await?;
         // The name was checked above to be a plain identifier, so quoting it is enough.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        )))
+        .execute(&mut conn)
+        .await?;
         conn.close().await?;
         Self::connect(options.options([("search_path", schema)])).await
     }
@@ -71,7 +83,10 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         common::migrator(MIGRATIONS).run(&pool).await?;
-        Ok(PostgresStore { pool, prune_batch: PRUNE_BATCH })
+        Ok(PostgresStore {
+            pool,
+            prune_batch: PRUNE_BATCH,
+        })
     }
 
     /// Uses batches of `rows` rows in the prune calls instead of 10,000 (tests use tiny batches to
@@ -82,8 +97,17 @@ impl PostgresStore {
     }
 
     /// Locks the counter row of `key`, creating a fresh one first if there is none, and returns it.
-    async fn lock_counter(tx: &mut Transaction<'static, Postgres>, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<Counter> {
-        let fresh = Counter { window_start: now, failures: 0, locked_until: None };
+    async fn lock_counter(
+        tx: &mut Transaction<'static, Postgres>,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<Counter> {
+        let fresh = Counter {
+            window_start: now,
+            failures: 0,
+            locked_until: None,
+        };
         // A fresh row reads exactly like no row. The loop covers a prune or clear that deletes the
         // row between the insert and the lock; updating a locked row then cannot lose a write.
         loop {
@@ -102,12 +126,21 @@ impl PostgresStore {
                     .fetch_optional(&mut **tx)
                     .await?;
             if let Some((window_start, failures, locked_until)) = row {
-                return Ok(Counter { window_start, failures, locked_until });
+                return Ok(Counter {
+                    window_start,
+                    failures,
+                    locked_until,
+                });
             }
         }
     }
 
-    async fn save_counter(tx: &mut Transaction<'static, Postgres>, key: &str, c: Counter, policy: LockoutPolicy) -> StoreResult<()> {
+    async fn save_counter(
+        tx: &mut Transaction<'static, Postgres>,
+        key: &str,
+        c: Counter,
+        policy: LockoutPolicy,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE lockouts SET window_start = $2, failures = $3, locked_until = $4, expires_at = $5 WHERE lock_key = $1")
             .bind(key)
             .bind(c.window_start)
@@ -122,10 +155,18 @@ impl PostgresStore {
     /// Runs a `DELETE` that removes at most `self.prune_batch` rows per execution until it removes
     /// fewer. `bind` binds the other parameters; the batch size is bound last, so it must be the
     /// highest-numbered parameter. Each execution is its own short transaction.
-    async fn delete_in_batches(&self, sql: &'static str, bind: impl Fn(PgQuery) -> PgQuery) -> StoreResult<u64> {
+    async fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        bind: impl Fn(PgQuery) -> PgQuery,
+    ) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let done = bind(sqlx::query(sql)).bind(self.prune_batch).execute(&self.pool).await?.rows_affected();
+            let done = bind(sqlx::query(sql))
+                .bind(self.prune_batch)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
             total += done;
             if done < self.prune_batch as u64 {
                 return Ok(total);
@@ -137,8 +178,9 @@ impl PostgresStore {
 type PgQuery = sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>;
 
 fn parse_url(url: &str) -> StoreResult<PgConnectOptions> {
-    url.parse()
-        .map_err(|e| StoreError::InvalidUrl(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))
+    url.parse().map_err(|e| {
+        StoreError::InvalidUrl(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+    })
 }
 
 #[async_trait]
@@ -167,42 +209,64 @@ impl UserStore for PostgresStore {
     }
 
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(common::user_from_row).transpose()
     }
 
     async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE email_key = $1"))
-            .bind(common::email_key(Some(email)))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_key = $1"
+        ))
+        .bind(common::email_key(Some(email)))
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(common::user_from_row).transpose()
     }
 
     async fn list_users(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
         let (offset, limit) = common::page(offset, limit);
-        let rows = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY name LIMIT $1 OFFSET $2"))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY name LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(common::user_from_row).collect()
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn update_user(&self, name: &str, update: &UserUpdate) -> StoreResult<User> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE name = $1 FOR UPDATE"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut user = row.as_ref().map(common::user_from_row).transpose()?.ok_or_else(|| common::user_not_found(name))?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE name = $1 FOR UPDATE"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut user = row
+            .as_ref()
+            .map(common::user_from_row)
+            .transpose()?
+            .ok_or_else(|| common::user_not_found(name))?;
         common::apply_update(&mut user, update);
         sqlx::query(
             "UPDATE users SET email = $2, email_key = $3, display_name = $4, groups = $5, state = $6, uninitialized = $7 \
@@ -250,11 +314,18 @@ impl UserStore for PostgresStore {
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         // Identity links go with the user through ON DELETE CASCADE.
-        let deleted = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if deleted == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM login_records WHERE user_name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM login_records WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -263,32 +334,49 @@ impl UserStore for PostgresStore {
 #[async_trait]
 impl IdentityStore for PostgresStore {
     async fn link_identity(&self, link: &IdentityLink) -> StoreResult<()> {
-        let inserted = sqlx::query(concat!("INSERT INTO identity_links (", link_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"))
-            .bind(&link.provider)
-            .bind(&link.upstream_uid)
-            .bind(&link.user)
-            .bind(&link.upstream_username)
-            .bind(&link.upstream_email)
-            .bind(link.created_at)
-            .execute(&self.pool)
-            .await;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO identity_links (",
+            link_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&link.provider)
+        .bind(&link.upstream_uid)
+        .bind(&link.user)
+        .bind(&link.upstream_username)
+        .bind(&link.upstream_email)
+        .bind(link.created_at)
+        .execute(&self.pool)
+        .await;
         match inserted {
             Ok(_) => Ok(()),
-            Err(e) if common::is_foreign_key_violation(&e) => Err(common::user_not_found(&link.user)),
+            Err(e) if common::is_foreign_key_violation(&e) => {
+                Err(common::user_not_found(&link.user))
+            }
             Err(e) if common::unique_violation(&e).is_some() => {
-                let owner = self.find_identity(&link.provider, &link.upstream_uid).await?.map(|l| l.user);
+                let owner = self
+                    .find_identity(&link.provider, &link.upstream_uid)
+                    .await?
+                    .map(|l| l.user);
                 Err(common::identity_conflict(link, owner))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn find_identity(&self, provider: &str, upstream_uid: &str) -> StoreResult<Option<IdentityLink>> {
-        let row = sqlx::query(concat!("SELECT ", link_columns!(), " FROM identity_links WHERE provider = $1 AND upstream_uid = $2"))
-            .bind(provider)
-            .bind(upstream_uid)
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn find_identity(
+        &self,
+        provider: &str,
+        upstream_uid: &str,
+    ) -> StoreResult<Option<IdentityLink>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM identity_links WHERE provider = $1 AND upstream_uid = $2"
+        ))
+        .bind(provider)
+        .bind(upstream_uid)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(common::link_from_row).transpose()
     }
 
@@ -305,11 +393,12 @@ impl IdentityStore for PostgresStore {
     }
 
     async fn unlink_identity(&self, provider: &str, upstream_uid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM identity_links WHERE provider = $1 AND upstream_uid = $2")
-            .bind(provider)
-            .bind(upstream_uid)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM identity_links WHERE provider = $1 AND upstream_uid = $2")
+                .bind(provider)
+                .bind(upstream_uid)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -317,29 +406,41 @@ impl IdentityStore for PostgresStore {
 #[async_trait]
 impl LoginRecordStore for PostgresStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO login_records (", record_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-            .bind(&r.id)
-            .bind(&r.user)
-            .bind(r.at)
-            .bind(&r.login_type)
-            .bind(&r.provider)
-            .bind(&r.source_ip)
-            .bind(&r.user_agent)
-            .bind(r.success)
-            .bind(&r.reason)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match common::unique_violation(&e) {
-                Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-                None => e.into(),
-            })?;
+        sqlx::query(concat!(
+            "INSERT INTO login_records (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&r.id)
+        .bind(&r.user)
+        .bind(r.at)
+        .bind(&r.login_type)
+        .bind(&r.provider)
+        .bind(&r.source_ip)
+        .bind(&r.user_agent)
+        .bind(r.success)
+        .bind(&r.reason)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match common::unique_violation(&e) {
+            Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
+            None => e.into(),
+        })?;
         Ok(())
     }
 
-    async fn list_login_records(&self, user: &str, offset: i64, limit: i64) -> StoreResult<(Vec<LoginRecord>, i64)> {
+    async fn list_login_records(
+        &self,
+        user: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<LoginRecord>, i64)> {
         let (offset, limit) = common::page(offset, limit);
         // One snapshot for the page and the total.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -350,15 +451,25 @@ impl LoginRecordStore for PostgresStore {
         .bind(offset)
         .fetch_all(&mut *tx)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_records WHERE user_name = $1")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM login_records WHERE user_name = $1")
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
-        Ok((rows.iter().map(common::record_from_row).collect::<StoreResult<_>>()?, total))
+        Ok((
+            rows.iter()
+                .map(common::record_from_row)
+                .collect::<StoreResult<_>>()?,
+            total,
+        ))
     }
 
-    async fn prune_login_records(&self, older_than: UnixMillis, max_per_user: i64) -> StoreResult<u64> {
+    async fn prune_login_records(
+        &self,
+        older_than: UnixMillis,
+        max_per_user: i64,
+    ) -> StoreResult<u64> {
         let mut total = self
             .delete_in_batches(
                 "DELETE FROM login_records WHERE id IN (SELECT id FROM login_records WHERE at < $1 LIMIT $2)",
@@ -410,32 +521,40 @@ impl LoginRecordStore for PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO sessions (", session_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
-            .bind(&s.id)
-            .bind(&s.user)
-            .bind(&s.client_id)
-            .bind(&s.provider)
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .bind(s.last_seen_at)
-            .bind(s.refresh_generation)
-            .bind(s.revoked_at)
-            .bind(&s.source_ip)
-            .bind(&s.user_agent)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match common::unique_violation(&e) {
-                Some(_) => StoreError::Conflict(format!("session {:?} already exists", s.id)),
-                None => e.into(),
-            })?;
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&s.id)
+        .bind(&s.user)
+        .bind(&s.client_id)
+        .bind(&s.provider)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.last_seen_at)
+        .bind(s.refresh_generation)
+        .bind(s.revoked_at)
+        .bind(&s.source_ip)
+        .bind(&s.user_agent)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match common::unique_violation(&e) {
+            Some(_) => StoreError::Conflict(format!("session {:?} already exists", s.id)),
+            None => e.into(),
+        })?;
         Ok(())
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        let row = sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(common::session_from_row).transpose()
     }
 
@@ -453,7 +572,13 @@ impl SessionStore for PostgresStore {
         rows.iter().map(common::session_from_row).collect()
     }
 
-    async fn advance_refresh(&self, id: &str, expected: i64, expires_at: Option<UnixMillis>, now: UnixMillis) -> StoreResult<bool> {
+    async fn advance_refresh(
+        &self,
+        id: &str,
+        expected: i64,
+        expires_at: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE sessions SET refresh_generation = refresh_generation + 1, expires_at = $3, \
              last_seen_at = GREATEST(last_seen_at, $4) \
@@ -483,7 +608,12 @@ impl SessionStore for PostgresStore {
         Ok(logged == 1)
     }
 
-    async fn revoke_user_sessions(&self, user: &str, except: Option<&str>, at: UnixMillis) -> StoreResult<Vec<String>> {
+    async fn revoke_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+        at: UnixMillis,
+    ) -> StoreResult<Vec<String>> {
         let mut tx = begin_log_append(&self.pool).await?;
         let mut revoked: Vec<String> = sqlx::query_scalar(
             "WITH revoked AS ( \
@@ -513,7 +643,14 @@ impl SessionStore for PostgresStore {
                 .bind(limit.max(0))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.into_iter().map(|(seq, session_id, expires_at)| Revocation { seq, session_id, expires_at }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, session_id, expires_at)| Revocation {
+                seq,
+                session_id,
+                expires_at,
+            })
+            .collect())
     }
 
     async fn live_revocations(&self, now: UnixMillis) -> StoreResult<Vec<Revocation>> {
@@ -523,11 +660,22 @@ impl SessionStore for PostgresStore {
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(seq, session_id, expires_at)| Revocation { seq, session_id, expires_at }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, session_id, expires_at)| Revocation {
+                seq,
+                session_id,
+                expires_at,
+            })
+            .collect())
     }
 
     async fn revocation_head(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM revocations").fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM revocations")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn touch_sessions(&self, seen: &[(String, UnixMillis)]) -> StoreResult<()> {
@@ -579,13 +727,20 @@ impl SessionStore for PostgresStore {
 /// n+1 before entry n becomes visible (with concurrent appenders it could, and would skip n).
 async fn begin_log_append(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
-    sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+    sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
     Ok(tx)
 }
 
 #[async_trait]
 impl LockoutStore for PostgresStore {
-    async fn lockout_reserve(&self, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<LockoutDecision> {
+    async fn lockout_reserve(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<LockoutDecision> {
         let mut tx = self.pool.begin().await?;
         let stored = Self::lock_counter(&mut tx, key, policy, now).await?;
         let (decision, changed) = common::lockout_reserve(Some(stored), policy, now);
@@ -596,7 +751,12 @@ impl LockoutStore for PostgresStore {
         Ok(decision)
     }
 
-    async fn lockout_fail(&self, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
+    async fn lockout_fail(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<Option<UnixMillis>> {
         let mut tx = self.pool.begin().await?;
         let stored = Self::lock_counter(&mut tx, key, policy, now).await?;
         let counter = common::lockout_fail(Some(stored), policy, now);
@@ -606,23 +766,30 @@ impl LockoutStore for PostgresStore {
     }
 
     async fn lockout_release(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
-        Ok(sqlx::query_scalar("SELECT locked_until FROM lockouts WHERE lock_key = $1 AND locked_until > $2")
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT locked_until FROM lockouts WHERE lock_key = $1 AND locked_until > $2",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn lockout_clear(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM lockouts WHERE lock_key = $1").bind(key).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM lockouts WHERE lock_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -11,17 +11,27 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, Transaction};
 
-use crate::common::{self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns, session_columns, user_columns};
+use crate::common::{
+    self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns,
+    session_columns, user_columns,
+};
 use crate::{
-    IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord, LoginRecordStore, Revocation, Session,
-    SessionStore, Store, StoreError, StoreResult, UnixMillis, User, UserStore, UserUpdate,
+    IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord,
+    LoginRecordStore, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
+    UnixMillis, User, UserStore, UserUpdate,
 };
 
 /// The embedded migrations, in order (checked against `migrations/sqlite` by a test).
-pub(crate) const MIGRATIONS: &[MigrationFile] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[MigrationFile] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,7 +55,9 @@ impl SqliteStore {
     /// `:memory:` gives a private in-memory database (one connection), for tests.
     pub async fn open(path: &str) -> StoreResult<Self> {
         if path.is_empty() {
-            return Err(StoreError::InvalidUrl("the SQLite database path is empty".into()));
+            return Err(StoreError::InvalidUrl(
+                "the SQLite database path is empty".into(),
+            ));
         }
         if path == ":memory:" {
             let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
@@ -58,15 +70,28 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?;
             common::migrator(MIGRATIONS).run(&pool).await?;
-            return Ok(SqliteStore { writer: pool.clone(), reader: pool, prune_batch: PRUNE_BATCH });
+            return Ok(SqliteStore {
+                writer: pool.clone(),
+                reader: pool,
+                prune_batch: PRUNE_BATCH,
+            });
         }
 
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+                .map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
         }
-        let base = SqliteConnectOptions::new().filename(path).foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
 
         // The writer is opened first: it creates the file and switches it to WAL (a persistent
         // setting) before any reader connects.
@@ -89,7 +114,11 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
-        Ok(SqliteStore { writer, reader, prune_batch: PRUNE_BATCH })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            prune_batch: PRUNE_BATCH,
+        })
     }
 
     /// Uses batches of `rows` rows in the prune calls instead of 10,000 (tests use tiny batches to
@@ -104,16 +133,29 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn load_counter(tx: &mut Transaction<'static, Sqlite>, key: &str) -> StoreResult<Option<Counter>> {
-        let row: Option<(i64, i64, Option<i64>)> =
-            sqlx::query_as("SELECT window_start, failures, locked_until FROM lockouts WHERE lock_key = $1")
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await?;
-        Ok(row.map(|(window_start, failures, locked_until)| Counter { window_start, failures, locked_until }))
+    async fn load_counter(
+        tx: &mut Transaction<'static, Sqlite>,
+        key: &str,
+    ) -> StoreResult<Option<Counter>> {
+        let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT window_start, failures, locked_until FROM lockouts WHERE lock_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(row.map(|(window_start, failures, locked_until)| Counter {
+            window_start,
+            failures,
+            locked_until,
+        }))
     }
 
-    async fn save_counter(tx: &mut Transaction<'static, Sqlite>, key: &str, c: Counter, policy: LockoutPolicy) -> StoreResult<()> {
+    async fn save_counter(
+        tx: &mut Transaction<'static, Sqlite>,
+        key: &str,
+        c: Counter,
+        policy: LockoutPolicy,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (lock_key) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, \
@@ -133,10 +175,18 @@ impl SqliteStore {
     /// fewer. `bind` binds the other parameters; the batch size is bound last, so it must be the
     /// highest-numbered parameter.
     /// Each execution is its own short transaction, so other writers get turns in between.
-    async fn delete_in_batches(&self, sql: &'static str, bind: impl Fn(SqliteQuery) -> SqliteQuery) -> StoreResult<u64> {
+    async fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        bind: impl Fn(SqliteQuery) -> SqliteQuery,
+    ) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let done = bind(sqlx::query(sql)).bind(self.prune_batch).execute(&self.writer).await?.rows_affected();
+            let done = bind(sqlx::query(sql))
+                .bind(self.prune_batch)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
             total += done;
             if done < self.prune_batch as u64 {
                 return Ok(total);
@@ -173,42 +223,64 @@ impl UserStore for SqliteStore {
     }
 
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(common::user_from_row).transpose()
     }
 
     async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE email_key = $1"))
-            .bind(common::email_key(Some(email)))
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_key = $1"
+        ))
+        .bind(common::email_key(Some(email)))
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(common::user_from_row).transpose()
     }
 
     async fn list_users(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
         let (offset, limit) = common::page(offset, limit);
-        let rows = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY name LIMIT $1 OFFSET $2"))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY name LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(common::user_from_row).collect()
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn update_user(&self, name: &str, update: &UserUpdate) -> StoreResult<User> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut user = row.as_ref().map(common::user_from_row).transpose()?.ok_or_else(|| common::user_not_found(name))?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut user = row
+            .as_ref()
+            .map(common::user_from_row)
+            .transpose()?
+            .ok_or_else(|| common::user_not_found(name))?;
         common::apply_update(&mut user, update);
         sqlx::query(
             "UPDATE users SET email = $2, email_key = $3, display_name = $4, groups = $5, state = $6, uninitialized = $7 \
@@ -256,11 +328,18 @@ impl UserStore for SqliteStore {
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         // Identity links go with the user through ON DELETE CASCADE.
-        let deleted = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if deleted == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM login_records WHERE user_name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM login_records WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -269,32 +348,49 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl IdentityStore for SqliteStore {
     async fn link_identity(&self, link: &IdentityLink) -> StoreResult<()> {
-        let inserted = sqlx::query(concat!("INSERT INTO identity_links (", link_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"))
-            .bind(&link.provider)
-            .bind(&link.upstream_uid)
-            .bind(&link.user)
-            .bind(&link.upstream_username)
-            .bind(&link.upstream_email)
-            .bind(link.created_at)
-            .execute(&self.writer)
-            .await;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO identity_links (",
+            link_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&link.provider)
+        .bind(&link.upstream_uid)
+        .bind(&link.user)
+        .bind(&link.upstream_username)
+        .bind(&link.upstream_email)
+        .bind(link.created_at)
+        .execute(&self.writer)
+        .await;
         match inserted {
             Ok(_) => Ok(()),
-            Err(e) if common::is_foreign_key_violation(&e) => Err(common::user_not_found(&link.user)),
+            Err(e) if common::is_foreign_key_violation(&e) => {
+                Err(common::user_not_found(&link.user))
+            }
             Err(e) if common::unique_violation(&e).is_some() => {
-                let owner = self.find_identity(&link.provider, &link.upstream_uid).await?.map(|l| l.user);
+                let owner = self
+                    .find_identity(&link.provider, &link.upstream_uid)
+                    .await?
+                    .map(|l| l.user);
                 Err(common::identity_conflict(link, owner))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn find_identity(&self, provider: &str, upstream_uid: &str) -> StoreResult<Option<IdentityLink>> {
-        let row = sqlx::query(concat!("SELECT ", link_columns!(), " FROM identity_links WHERE provider = $1 AND upstream_uid = $2"))
-            .bind(provider)
-            .bind(upstream_uid)
-            .fetch_optional(&self.reader)
-            .await?;
+    async fn find_identity(
+        &self,
+        provider: &str,
+        upstream_uid: &str,
+    ) -> StoreResult<Option<IdentityLink>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM identity_links WHERE provider = $1 AND upstream_uid = $2"
+        ))
+        .bind(provider)
+        .bind(upstream_uid)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(common::link_from_row).transpose()
     }
 
@@ -311,11 +407,12 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn unlink_identity(&self, provider: &str, upstream_uid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM identity_links WHERE provider = $1 AND upstream_uid = $2")
-            .bind(provider)
-            .bind(upstream_uid)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM identity_links WHERE provider = $1 AND upstream_uid = $2")
+                .bind(provider)
+                .bind(upstream_uid)
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -323,26 +420,35 @@ impl IdentityStore for SqliteStore {
 #[async_trait]
 impl LoginRecordStore for SqliteStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO login_records (", record_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-            .bind(&r.id)
-            .bind(&r.user)
-            .bind(r.at)
-            .bind(&r.login_type)
-            .bind(&r.provider)
-            .bind(&r.source_ip)
-            .bind(&r.user_agent)
-            .bind(r.success)
-            .bind(&r.reason)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| match common::unique_violation(&e) {
-                Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-                None => e.into(),
-            })?;
+        sqlx::query(concat!(
+            "INSERT INTO login_records (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&r.id)
+        .bind(&r.user)
+        .bind(r.at)
+        .bind(&r.login_type)
+        .bind(&r.provider)
+        .bind(&r.source_ip)
+        .bind(&r.user_agent)
+        .bind(r.success)
+        .bind(&r.reason)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match common::unique_violation(&e) {
+            Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
+            None => e.into(),
+        })?;
         Ok(())
     }
 
-    async fn list_login_records(&self, user: &str, offset: i64, limit: i64) -> StoreResult<(Vec<LoginRecord>, i64)> {
+    async fn list_login_records(
+        &self,
+        user: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<LoginRecord>, i64)> {
         let (offset, limit) = common::page(offset, limit);
         // One read transaction, so the page and the total come from the same snapshot.
         let mut tx = self.reader.begin().await?;
@@ -356,15 +462,25 @@ impl LoginRecordStore for SqliteStore {
         .bind(offset)
         .fetch_all(&mut *tx)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_records WHERE user_name = $1")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM login_records WHERE user_name = $1")
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
-        Ok((rows.iter().map(common::record_from_row).collect::<StoreResult<_>>()?, total))
+        Ok((
+            rows.iter()
+                .map(common::record_from_row)
+                .collect::<StoreResult<_>>()?,
+            total,
+        ))
     }
 
-    async fn prune_login_records(&self, older_than: UnixMillis, max_per_user: i64) -> StoreResult<u64> {
+    async fn prune_login_records(
+        &self,
+        older_than: UnixMillis,
+        max_per_user: i64,
+    ) -> StoreResult<u64> {
         let mut total = self
             .delete_in_batches(
                 "DELETE FROM login_records WHERE id IN (SELECT id FROM login_records WHERE at < $1 LIMIT $2)",
@@ -416,32 +532,40 @@ impl LoginRecordStore for SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO sessions (", session_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
-            .bind(&s.id)
-            .bind(&s.user)
-            .bind(&s.client_id)
-            .bind(&s.provider)
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .bind(s.last_seen_at)
-            .bind(s.refresh_generation)
-            .bind(s.revoked_at)
-            .bind(&s.source_ip)
-            .bind(&s.user_agent)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| match common::unique_violation(&e) {
-                Some(_) => StoreError::Conflict(format!("session {:?} already exists", s.id)),
-                None => e.into(),
-            })?;
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&s.id)
+        .bind(&s.user)
+        .bind(&s.client_id)
+        .bind(&s.provider)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.last_seen_at)
+        .bind(s.refresh_generation)
+        .bind(s.revoked_at)
+        .bind(&s.source_ip)
+        .bind(&s.user_agent)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match common::unique_violation(&e) {
+            Some(_) => StoreError::Conflict(format!("session {:?} already exists", s.id)),
+            None => e.into(),
+        })?;
         Ok(())
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        let row = sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(common::session_from_row).transpose()
     }
 
@@ -459,7 +583,13 @@ impl SessionStore for SqliteStore {
         rows.iter().map(common::session_from_row).collect()
     }
 
-    async fn advance_refresh(&self, id: &str, expected: i64, expires_at: Option<UnixMillis>, now: UnixMillis) -> StoreResult<bool> {
+    async fn advance_refresh(
+        &self,
+        id: &str,
+        expected: i64,
+        expires_at: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE sessions SET refresh_generation = refresh_generation + 1, expires_at = $3, \
              last_seen_at = MAX(last_seen_at, $4) \
@@ -482,13 +612,20 @@ impl SessionStore for SqliteStore {
                 .bind(at)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((id, expires_at)) = revoked else { return Ok(false) };
+        let Some((id, expires_at)) = revoked else {
+            return Ok(false);
+        };
         log_revocations(&mut tx, &[(id, expires_at)]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn revoke_user_sessions(&self, user: &str, except: Option<&str>, at: UnixMillis) -> StoreResult<Vec<String>> {
+    async fn revoke_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+        at: UnixMillis,
+    ) -> StoreResult<Vec<String>> {
         let mut tx = self.begin_write().await?;
         let mut revoked: Vec<(String, Option<i64>)> = sqlx::query_as(
             "UPDATE sessions SET revoked_at = $2 WHERE user_name = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) \
@@ -512,7 +649,14 @@ impl SessionStore for SqliteStore {
                 .bind(limit.max(0))
                 .fetch_all(&self.reader)
                 .await?;
-        Ok(rows.into_iter().map(|(seq, session_id, expires_at)| Revocation { seq, session_id, expires_at }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, session_id, expires_at)| Revocation {
+                seq,
+                session_id,
+                expires_at,
+            })
+            .collect())
     }
 
     async fn live_revocations(&self, now: UnixMillis) -> StoreResult<Vec<Revocation>> {
@@ -522,11 +666,22 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.into_iter().map(|(seq, session_id, expires_at)| Revocation { seq, session_id, expires_at }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, session_id, expires_at)| Revocation {
+                seq,
+                session_id,
+                expires_at,
+            })
+            .collect())
     }
 
     async fn revocation_head(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM revocations").fetch_one(&self.reader).await?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM revocations")
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     async fn touch_sessions(&self, seen: &[(String, UnixMillis)]) -> StoreResult<()> {
@@ -536,11 +691,13 @@ impl SessionStore for SqliteStore {
         let (ids, times) = common::merge_touches(seen);
         let mut tx = self.begin_write().await?;
         for (id, at) in ids.iter().zip(times) {
-            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -565,7 +722,10 @@ impl SessionStore for SqliteStore {
 }
 
 /// Appends revoked sessions to the log, inside the revoking transaction.
-async fn log_revocations(tx: &mut Transaction<'static, Sqlite>, revoked: &[(String, Option<i64>)]) -> StoreResult<()> {
+async fn log_revocations(
+    tx: &mut Transaction<'static, Sqlite>,
+    revoked: &[(String, Option<i64>)],
+) -> StoreResult<()> {
     for (id, expires_at) in revoked {
         sqlx::query("INSERT INTO revocations (session_id, expires_at) VALUES ($1, $2)")
             .bind(id)
@@ -578,9 +738,15 @@ async fn log_revocations(tx: &mut Transaction<'static, Sqlite>, revoked: &[(Stri
 
 #[async_trait]
 impl LockoutStore for SqliteStore {
-    async fn lockout_reserve(&self, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<LockoutDecision> {
+    async fn lockout_reserve(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<LockoutDecision> {
         let mut tx = self.begin_write().await?;
-        let (decision, changed) = common::lockout_reserve(Self::load_counter(&mut tx, key).await?, policy, now);
+        let (decision, changed) =
+            common::lockout_reserve(Self::load_counter(&mut tx, key).await?, policy, now);
         if let Some(counter) = changed {
             Self::save_counter(&mut tx, key, counter, policy).await?;
         }
@@ -588,7 +754,12 @@ impl LockoutStore for SqliteStore {
         Ok(decision)
     }
 
-    async fn lockout_fail(&self, key: &str, policy: LockoutPolicy, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
+    async fn lockout_fail(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: UnixMillis,
+    ) -> StoreResult<Option<UnixMillis>> {
         let mut tx = self.begin_write().await?;
         let counter = common::lockout_fail(Self::load_counter(&mut tx, key).await?, policy, now);
         Self::save_counter(&mut tx, key, counter, policy).await?;
@@ -597,23 +768,30 @@ impl LockoutStore for SqliteStore {
     }
 
     async fn lockout_release(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0")
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "UPDATE lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0",
+        )
+        .bind(key)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
-        Ok(sqlx::query_scalar("SELECT locked_until FROM lockouts WHERE lock_key = $1 AND locked_until > $2")
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT locked_until FROM lockouts WHERE lock_key = $1 AND locked_until > $2",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?)
     }
 
     async fn lockout_clear(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM lockouts WHERE lock_key = $1").bind(key).execute(&self.writer).await?;
+        sqlx::query("DELETE FROM lockouts WHERE lock_key = $1")
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 

@@ -12,7 +12,8 @@ use portcullis_store::{Store, UserStore, redact_url};
 use sqlx::Connection;
 
 fn url() -> String {
-    std::env::var("PORTCULLIS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 fn fresh_schema() -> String {
@@ -31,10 +32,12 @@ async fn open(schema: &str) -> PostgresStore {
 
 async fn drop_schema(schema: &str) {
     let mut conn = sqlx::PgConnection::connect(&url()).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     conn.close().await.unwrap();
 }
 
@@ -65,7 +68,9 @@ async fn replicas_starting_together_migrate_once() {
     // Create the schema first: CREATE SCHEMA IF NOT EXISTS itself can race on the catalog.
     open(&schema).await.close().await;
     let (a, b, c) = tokio::join!(open(&schema), open(&schema), open(&schema));
-    a.create_user(&portcullis_store::conformance::sample_user("alice")).await.unwrap();
+    a.create_user(&portcullis_store::conformance::sample_user("alice"))
+        .await
+        .unwrap();
     assert_eq!(c.get_user("alice").await.unwrap().unwrap().name, "alice");
     for store in [a, b, c] {
         store.close().await;
@@ -81,7 +86,10 @@ async fn open_dispatches_postgres_urls() {
     let with_path = format!("{}?options=-c%20search_path%3D{schema}", url());
     let store = portcullis_store::open(&with_path).await.unwrap();
     assert_eq!(store.backend(), "postgres");
-    store.create_user(&portcullis_store::conformance::sample_user("bob")).await.unwrap();
+    store
+        .create_user(&portcullis_store::conformance::sample_user("bob"))
+        .await
+        .unwrap();
     store.close().await;
     let direct = open(&schema).await;
     assert_eq!(direct.count_users().await.unwrap(), 1);
@@ -91,7 +99,14 @@ async fn open_dispatches_postgres_urls() {
 
 #[tokio::test]
 async fn bad_schema_names_are_refused() {
-    for bad in ["", "Upper", "1abc", "a-b", "a\"; DROP TABLE x; --", &"x".repeat(64)] {
+    for bad in [
+        "",
+        "Upper",
+        "1abc",
+        "a-b",
+        "a\"; DROP TABLE x; --",
+        &"x".repeat(64),
+    ] {
         match PostgresStore::open_with_schema(&url(), bad).await {
             Err(portcullis_store::StoreError::InvalidUrl(_)) => {}
             Err(other) => panic!("{bad:?}: expected InvalidUrl, got {other:?}"),

@@ -15,7 +15,12 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/data/portcullis.db");
-    let store = Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap().with_prune_batch(3));
+    let store = Arc::new(
+        SqliteStore::open(path.to_str().unwrap())
+            .await
+            .unwrap()
+            .with_prune_batch(3),
+    );
     case(store.clone()).await;
     store.close().await;
 }
@@ -24,8 +29,13 @@ portcullis_store::conformance_tests!(harness);
 
 async fn journal_mode(path: &std::path::Path) -> String {
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
     mode
 }
@@ -35,21 +45,30 @@ async fn file_is_created_in_wal_mode_and_data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a/b/portcullis.db");
     let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
-    store.create_user(&portcullis_store::conformance::sample_user("alice")).await.unwrap();
+    store
+        .create_user(&portcullis_store::conformance::sample_user("alice"))
+        .await
+        .unwrap();
     store.close().await;
     assert!(path.exists());
     assert_eq!(journal_mode(&path).await, "wal");
 
     // Reopening runs the (already applied) migrations again without harm.
     let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
-    assert_eq!(store.get_user("alice").await.unwrap().unwrap().name, "alice");
+    assert_eq!(
+        store.get_user("alice").await.unwrap().unwrap().name,
+        "alice"
+    );
     store.close().await;
 }
 
 #[tokio::test]
 async fn open_dispatches_sqlite_urls() {
     let dir = tempfile::tempdir().unwrap();
-    for url in [format!("sqlite://{}/one.db", dir.path().display()), format!("sqlite:{}/two.db", dir.path().display())] {
+    for url in [
+        format!("sqlite://{}/one.db", dir.path().display()),
+        format!("sqlite:{}/two.db", dir.path().display()),
+    ] {
         let store = portcullis_store::open(&url).await.unwrap();
         assert_eq!(store.backend(), "sqlite");
         store.ping().await.unwrap();
@@ -58,7 +77,10 @@ async fn open_dispatches_sqlite_urls() {
     assert!(dir.path().join("one.db").exists() && dir.path().join("two.db").exists());
     match portcullis_store::open("mysql://root:hunter2@db/portcullis").await {
         Err(StoreError::InvalidUrl(message)) => {
-            assert!(message.contains("mysql://root:***@db/portcullis"), "{message}");
+            assert!(
+                message.contains("mysql://root:***@db/portcullis"),
+                "{message}"
+            );
             assert!(!message.contains("hunter2"), "{message}");
         }
         Err(other) => panic!("expected InvalidUrl, got {other:?}"),
@@ -69,7 +91,10 @@ async fn open_dispatches_sqlite_urls() {
 #[tokio::test]
 async fn in_memory_database_works() {
     let store = SqliteStore::open(":memory:").await.unwrap();
-    store.create_user(&portcullis_store::conformance::sample_user("alice")).await.unwrap();
+    store
+        .create_user(&portcullis_store::conformance::sample_user("alice"))
+        .await
+        .unwrap();
     assert_eq!(store.count_users().await.unwrap(), 1);
     store.close().await;
 }
@@ -92,7 +117,11 @@ async fn unusable_directory_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_do_not_fail_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("busy.db").to_str().unwrap()).await.unwrap());
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("busy.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..8 {
         let store = store.clone();
@@ -110,7 +139,10 @@ async fn concurrent_writers_do_not_fail_busy() {
                     reason: "authenticated successfully".into(),
                 };
                 store.add_login_record(&record).await.unwrap();
-                store.list_login_records(&format!("user{t}"), 0, 5).await.unwrap();
+                store
+                    .list_login_records(&format!("user{t}"), 0, 5)
+                    .await
+                    .unwrap();
             }
         });
     }

@@ -256,7 +256,6 @@ fn client_checks() {
         summary,
         [
             (format!("{base}[0].name").as_str(), Some(5)),
-            (&format!("{base}[1].redirectURIs[1]"), Some(9)),
             (&format!("{base}[1].redirectURIs[2]"), Some(10)),
             (&format!("{base}[1].redirectURIs[3]"), Some(11)),
             (&format!("{base}[1].postLogoutRedirectURIs[0]"), Some(12)),
@@ -265,32 +264,32 @@ fn client_checks() {
         ],
         "{problems:#?}"
     );
-    assert!(
-        problems[1].message.contains("needs `development: true`")
-            && problems[1].message.contains("matched exactly")
-    );
-    assert!(problems[2].message.contains("not an absolute URL"));
-    assert!(problems[3].message.contains("fragment"));
-    assert!(problems[5].message.contains("valid: auto, prompt, deny"));
-    assert!(problems[6].message.contains("duplicate client name \"a\""));
+    assert!(problems[1].message.contains("not an absolute URL"));
+    assert!(problems[2].message.contains("fragment"));
+    assert!(problems[4].message.contains("valid: auto, prompt, deny"));
+    assert!(problems[5].message.contains("duplicate client name \"a\""));
 }
 
 #[test]
-fn wildcard_redirect_needs_development() {
-    // Spec §1.2's client as KubeSphere ships it: refused, with the reason and the fix.
-    let p = one_error(
-        "authentication:\n  jwtSecret: s\n  oauthOptions:\n    clients:\n    - name: default\n      redirectURIs: [\"*\"]\n",
+fn wildcard_redirect_on_a_normal_client_is_dropped_with_a_warning() {
+    // Spec §1.2's client as KubeSphere ships it: the file still loads (an existing
+    // kubesphere.yaml must load unchanged), the wildcard is dropped and the reason is given.
+    let text = "authentication:\n  jwtSecret: s\n  oauthOptions:\n    clients:\n    - name: default\n      redirectURIs: [\"*\"]\n";
+    let config =
+        portcullis_config::load_str(text, None, &portcullis_config::LoadOptions::default())
+            .unwrap();
+    let client = &config.authentication.oauth_options.clients[0];
+    assert!(client.redirect_uris.is_empty());
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("clients[0].redirectURIs[0]")
+                && w.contains("is ignored")
+                && w.contains("matched exactly")),
+        "{:?}",
+        config.warnings
     );
-    assert_problem(
-        &p,
-        "authentication.oauthOptions.clients[0].redirectURIs[0]",
-        6,
-        "needs `development: true`",
-    );
-    let p = one_error(
-        "authentication:\n  jwtSecret: s\n  oauthOptions:\n    clients:\n    - name: d\n      redirectURIs: [\"http://localhost:*/cb\"]\n      development: false\n",
-    );
-    assert!(p.message.contains("wildcard"));
 }
 
 #[test]
@@ -346,7 +345,6 @@ fn portcullis_block_checks() {
           database: mysql://u:hunter2@h/d
           redis: http://r
           logFormat: xml
-          dataDir: ""
           trustedProxies: [10.0.0.0/8, 300.1.1.1, 10.0.0.0/40]
           adminGroups: [""]
           ipMaxFailures: 0
@@ -362,11 +360,10 @@ fn portcullis_block_checks() {
             ("portcullis.database", Some(5)),
             ("portcullis.redis", Some(6)),
             ("portcullis.logFormat", Some(7)),
-            ("portcullis.dataDir", Some(8)),
-            ("portcullis.trustedProxies[1]", Some(9)),
-            ("portcullis.trustedProxies[2]", Some(9)),
-            ("portcullis.adminGroups[0]", Some(10)),
-            ("portcullis.ipMaxFailures", Some(11)),
+            ("portcullis.trustedProxies[1]", Some(8)),
+            ("portcullis.trustedProxies[2]", Some(8)),
+            ("portcullis.adminGroups[0]", Some(9)),
+            ("portcullis.ipMaxFailures", Some(10)),
         ],
         "{problems:#?}"
     );

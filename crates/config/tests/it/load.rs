@@ -64,7 +64,8 @@ fn seed_document_example() {
 }
 
 /// Spec §1.2. Its client has `redirectURIs: ["*"]`, which Portcullis only allows on a
-/// development client (see `errors::wildcard_redirect_needs_development` for the plain one).
+/// development client; on a normal client it is dropped with a warning (see
+/// `errors::wildcard_redirect_on_a_normal_client_is_dropped_with_a_warning`).
 #[test]
 fn spec_example_all_values() {
     let text = r#"
@@ -289,7 +290,27 @@ fn optional_values_and_client_defaults() {
         redis:
           host: ""
           port: 6380
+        portcullis:
+          listen: ""
+          publicURL: ""
+          database: ""
+          redis: ""
+          logFormat: ""
+          dataDir: ""
     "#);
+    let p = &c.portcullis;
+    assert_eq!(
+        p.listen.to_string(),
+        "127.0.0.1:9090",
+        "empty means the default"
+    );
+    assert_eq!(p.public_url.as_str(), "http://127.0.0.1:9090/");
+    assert_eq!(
+        p.database.expose(),
+        "sqlite://./portcullis-data/portcullis.db"
+    );
+    assert!(p.redis_url.is_none());
+    assert_eq!(p.log_format, LogFormat::Text);
     let o = &c.authentication.oauth_options;
     assert!(
         o.clients[0].secret.is_none(),

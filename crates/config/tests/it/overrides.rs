@@ -164,3 +164,17 @@ fn defaults_without_a_file() {
             .contains("JWT secret MUST not be empty")
     );
 }
+
+#[test]
+fn debug_of_overrides_hides_urls_and_secret() {
+    let overrides = Overrides {
+        database: Some("postgres://u:pw-HIDDEN@h/d".into()),
+        redis: Some("redis://:pw-HIDDEN@h".into()),
+        jwt_secret: Some(Secret::new("jwt-HIDDEN")),
+        listen: Some("127.0.0.1:1".into()),
+        ..Overrides::default()
+    };
+    let debug = format!("{:?}", with(overrides));
+    assert!(!debug.contains("HIDDEN"), "{debug}");
+    assert!(debug.contains("127.0.0.1:1"));
+}

@@ -15,6 +15,23 @@ fn unknown_top_level_sections_are_ignored() {
           jwtSecret: s
         multicluster:
           clusterRole: none
+        ldap: {host: openldap.kubesphere-system.svc:389}
+        s3: {endpoint: http://minio}
+        openpitrix: {}
+        logging: {host: http://es:9200}
+        notification: {endpoint: http://notification-manager}
+        alerting: {prometheusEndpoint: http://p}
+        auditing: {enable: true}
+        events: {host: http://e}
+        network: {ippoolType: none}
+        servicemesh: {istioPilotHost: http://istio}
+        kubeedge: {endpoint: http://k}
+        gateway: {watchesPath: /var/helm-charts/watches.yaml}
+        sonarQube: {host: http://s}
+        metering: {retentionDay: 7d}
+        terminal: {image: alpine:3.14}
+        gpu: {kinds: []}
+        cache: {type: redis}
     "#);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

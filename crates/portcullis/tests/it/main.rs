@@ -4,3 +4,4 @@ mod cli;
 mod common;
 mod core_flow;
 mod defaults;
+mod replicas;

@@ -1,0 +1,324 @@
+//! Conformance cases for lockout counters.
+
+use std::sync::Arc;
+
+use super::race;
+use crate::{LockoutDecision, LockoutPolicy, Store};
+
+const MINUTE: i64 = 60_000;
+
+async fn reserve_and_fail(
+    store: &dyn Store,
+    key: &str,
+    policy: LockoutPolicy,
+    now: i64,
+) -> Option<i64> {
+    assert_eq!(
+        store.lockout_reserve(key, policy, now).await.unwrap(),
+        LockoutDecision::Allowed,
+        "{key} at {now}"
+    );
+    store.lockout_fail(key, policy, now).await.unwrap()
+}
+
+/// The `max_failures`-th failure in a window locks the key for a window from that failure.
+pub async fn lockout_locks_after_max_failures(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window_ms: MINUTE,
+    };
+    assert_eq!(store.lockout_status("user:alice", 0).await.unwrap(), None);
+    assert_eq!(
+        reserve_and_fail(&*store, "user:alice", policy, 1_000).await,
+        None
+    );
+    assert_eq!(
+        reserve_and_fail(&*store, "user:alice", policy, 2_000).await,
+        None
+    );
+    assert_eq!(
+        store.lockout_status("user:alice", 2_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        reserve_and_fail(&*store, "user:alice", policy, 3_000).await,
+        Some(3_000 + MINUTE)
+    );
+    assert_eq!(
+        store.lockout_status("user:alice", 3_001).await.unwrap(),
+        Some(3_000 + MINUTE)
+    );
+    assert_eq!(
+        store
+            .lockout_reserve("user:alice", policy, 3_001)
+            .await
+            .unwrap(),
+        LockoutDecision::Locked {
+            until: 3_000 + MINUTE
+        }
+    );
+    assert_eq!(
+        store
+            .lockout_reserve("user:bob", policy, 3_001)
+            .await
+            .unwrap(),
+        LockoutDecision::Allowed,
+        "keys are independent"
+    );
+    assert_eq!(
+        store.lockout_status("ip:10.0.0.1", 3_001).await.unwrap(),
+        None
+    );
+}
+
+/// A lock ends at its time (judged by the `now` passed in) and a fresh window starts.
+pub async fn lockout_lock_expires_after_window(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 2,
+        window_ms: 1_000,
+    };
+    assert_eq!(reserve_and_fail(&*store, "k", policy, 10_000).await, None);
+    assert_eq!(
+        reserve_and_fail(&*store, "k", policy, 10_400).await,
+        Some(11_400)
+    );
+    assert_eq!(
+        store.lockout_reserve("k", policy, 11_399).await.unwrap(),
+        LockoutDecision::Locked { until: 11_400 }
+    );
+    assert_eq!(
+        store.lockout_status("k", 11_399).await.unwrap(),
+        Some(11_400)
+    );
+    assert_eq!(store.lockout_status("k", 11_400).await.unwrap(), None);
+    assert_eq!(
+        reserve_and_fail(&*store, "k", policy, 11_400).await,
+        None,
+        "the old failures are forgotten"
+    );
+    assert_eq!(
+        reserve_and_fail(&*store, "k", policy, 11_500).await,
+        Some(12_500)
+    );
+}
+
+/// Failures older than the window no longer count.
+pub async fn lockout_window_rolls_over(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window_ms: 1_000,
+    };
+    for key in ["inside", "after"] {
+        assert_eq!(reserve_and_fail(&*store, key, policy, 0).await, None);
+        assert_eq!(reserve_and_fail(&*store, key, policy, 500).await, None);
+    }
+    assert_eq!(
+        reserve_and_fail(&*store, "inside", policy, 999).await,
+        Some(1_999)
+    );
+    assert_eq!(
+        reserve_and_fail(&*store, "after", policy, 1_000).await,
+        None,
+        "a new window started at 1000"
+    );
+    assert_eq!(
+        reserve_and_fail(&*store, "after", policy, 1_100).await,
+        None
+    );
+    assert_eq!(
+        reserve_and_fail(&*store, "after", policy, 1_999).await,
+        Some(2_999)
+    );
+}
+
+/// Released reservations give their slot back; reservations in flight hold theirs.
+pub async fn lockout_release_gives_slot_back(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 2,
+        window_ms: 1_000,
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            store.lockout_reserve("k", policy, 0).await.unwrap(),
+            LockoutDecision::Allowed
+        );
+        store.lockout_release("k").await.unwrap();
+    }
+    assert_eq!(store.lockout_status("k", 0).await.unwrap(), None);
+
+    // Two attempts in flight fill the window without locking it.
+    assert_eq!(
+        store.lockout_reserve("k", policy, 10).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    assert_eq!(
+        store.lockout_reserve("k", policy, 20).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    assert_eq!(
+        store.lockout_reserve("k", policy, 30).await.unwrap(),
+        LockoutDecision::Locked { until: 1_000 }
+    );
+    assert_eq!(
+        store.lockout_status("k", 30).await.unwrap(),
+        None,
+        "full, but not locked"
+    );
+    store.lockout_release("k").await.unwrap();
+    assert_eq!(
+        store.lockout_reserve("k", policy, 40).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    // One of the two in flight succeeds, the other fails: one failure, no lock.
+    store.lockout_release("k").await.unwrap();
+    assert_eq!(store.lockout_fail("k", policy, 50).await.unwrap(), None);
+    assert_eq!(store.lockout_status("k", 50).await.unwrap(), None);
+    assert_eq!(
+        reserve_and_fail(&*store, "k", policy, 60).await,
+        Some(1_060)
+    );
+    // A failure while another attempt is still in flight: the reserved slot counts, so the
+    // window is full and the failure locks.
+    let policy3 = LockoutPolicy {
+        max_failures: 3,
+        window_ms: 1_000,
+    };
+    assert_eq!(reserve_and_fail(&*store, "w", policy3, 0).await, None);
+    assert_eq!(
+        store.lockout_reserve("w", policy3, 1).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    assert_eq!(
+        store.lockout_reserve("w", policy3, 2).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    assert_eq!(
+        store.lockout_fail("w", policy3, 3).await.unwrap(),
+        Some(1_003)
+    );
+
+    // Releasing never goes below zero, and releasing an unknown key is fine.
+    store.lockout_release("unknown").await.unwrap();
+    assert_eq!(
+        store.lockout_reserve("z", policy, 0).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    for _ in 0..3 {
+        store.lockout_release("z").await.unwrap();
+    }
+    assert_eq!(
+        store.lockout_reserve("z", policy, 1).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    assert_eq!(
+        store.lockout_reserve("z", policy, 2).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+    assert_eq!(
+        store.lockout_reserve("z", policy, 3).await.unwrap(),
+        LockoutDecision::Locked { until: 1_000 }
+    );
+}
+
+/// Clearing a key unlocks it at once.
+pub async fn lockout_clear(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 1,
+        window_ms: MINUTE,
+    };
+    assert_eq!(
+        reserve_and_fail(&*store, "user:alice", policy, 0).await,
+        Some(MINUTE)
+    );
+    assert_eq!(
+        store.lockout_status("user:alice", 1).await.unwrap(),
+        Some(MINUTE)
+    );
+    store.lockout_clear("user:alice").await.unwrap();
+    assert_eq!(store.lockout_status("user:alice", 1).await.unwrap(), None);
+    assert_eq!(
+        store
+            .lockout_reserve("user:alice", policy, 1)
+            .await
+            .unwrap(),
+        LockoutDecision::Allowed
+    );
+    store.lockout_clear("unknown").await.unwrap();
+}
+
+/// 50 simultaneous reservations against `max_failures = 5` give exactly 5 `Allowed`.
+pub async fn lockout_concurrent_reservations(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        window_ms: MINUTE,
+    };
+    let now = 1_000;
+    let decisions = race(&store, 50, |store, _| async move {
+        store
+            .lockout_reserve("user:alice", policy, now)
+            .await
+            .unwrap()
+    })
+    .await;
+    let allowed = decisions
+        .iter()
+        .filter(|d| **d == LockoutDecision::Allowed)
+        .count();
+    assert_eq!(allowed, 5, "{decisions:?}");
+    assert!(decisions.iter().all(|d| matches!(
+        d,
+        LockoutDecision::Allowed | LockoutDecision::Locked { until: 61_000 }
+    )));
+
+    // The five attempts fail at once: the key ends up locked.
+    let locks = race(&store, 5, |store, i| async move {
+        store
+            .lockout_fail("user:alice", policy, now + i as i64)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(locks.iter().any(Option::is_some), "{locks:?}");
+    assert!(
+        store
+            .lockout_status("user:alice", now + 5)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Pruning drops counters whose window is over and that are not locked.
+pub async fn lockout_prune(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 2,
+        window_ms: 1_000,
+    };
+    assert_eq!(reserve_and_fail(&*store, "a", policy, 0).await, None);
+    assert_eq!(reserve_and_fail(&*store, "b", policy, 0).await, None);
+    assert_eq!(
+        reserve_and_fail(&*store, "b", policy, 500).await,
+        Some(1_500)
+    );
+    assert_eq!(
+        store.lockout_reserve("c", policy, 900).await.unwrap(),
+        LockoutDecision::Allowed
+    );
+
+    assert_eq!(store.prune_lockouts(999).await.unwrap(), 0);
+    assert_eq!(store.prune_lockouts(1_000).await.unwrap(), 1);
+    assert_eq!(
+        store.lockout_status("b", 1_000).await.unwrap(),
+        Some(1_500),
+        "a locked key is kept"
+    );
+    assert_eq!(store.prune_lockouts(1_500).await.unwrap(), 1);
+    assert_eq!(store.lockout_status("b", 1_000).await.unwrap(), None);
+    assert_eq!(store.prune_lockouts(1_900).await.unwrap(), 1);
+    assert_eq!(store.prune_lockouts(i64::MAX).await.unwrap(), 0);
+    assert_eq!(
+        reserve_and_fail(&*store, "a", policy, 2_000).await,
+        None,
+        "a pruned key starts afresh"
+    );
+}
