@@ -68,6 +68,7 @@ pub struct Engine {
     pub(crate) revocations: Arc<RevocationIndex>,
     pub(crate) activity: ActivityTracker,
     bus: std::sync::OnceLock<crate::redis_bus::RevocationBus>,
+    providers: ArcSwap<crate::federation::ProviderSet>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -97,6 +98,7 @@ impl Engine {
             revocations,
             activity: ActivityTracker::default(),
             bus: std::sync::OnceLock::new(),
+            providers: ArcSwap::from_pointee(crate::federation::ProviderSet::empty()),
         }))
     }
 
@@ -109,6 +111,21 @@ impl Engine {
         };
         self.keys.store(Arc::new(keys));
         Ok(())
+    }
+
+    /// Swaps in the identity providers (built by the binary from its provider registry).
+    pub fn set_providers(&self, providers: crate::federation::ProviderSet) {
+        self.providers.store(Arc::new(providers));
+    }
+
+    /// The identity providers in force.
+    pub fn providers(&self) -> Arc<crate::federation::ProviderSet> {
+        self.providers.load_full()
+    }
+
+    /// Signs claims with the current `jwtSecret` (federated pre-registration tokens).
+    pub(crate) fn sign_claims(&self, claims: &Claims) -> Result<String, CoreError> {
+        self.keys.load().codec.sign(claims)
     }
 
     /// Uses Redis to tell other replicas about revocations at once (they poll the store anyway).
@@ -207,6 +224,7 @@ impl Engine {
             .await?;
         self.store.prune_sessions(now).await?;
         self.store.prune_lockouts(now).await?;
+        self.store.prune_federation(now).await?;
         self.revocations.prune(now);
         if deleted > 0 {
             tracing::info!(deleted, "login records pruned by retention");

@@ -220,6 +220,9 @@ impl Engine {
                 return Err(invalid("the session expired after inactivity"));
             }
         }
+        if session.user == crate::federation::PRE_REGISTRATION_USER {
+            return self.refresh_pre_registration(&claims, &session).await;
+        }
         let user = match self.store.get_user(&session.user).await? {
             Some(u) if u.state != UserState::Disabled => u,
             _ => {

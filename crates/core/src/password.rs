@@ -32,9 +32,26 @@ pub fn check_new_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// At most this many password hashes run at once: one per CPU. Each argon2id hash holds 19 MiB
+/// and a CPU for tens of milliseconds; running more at once only thrashes caches and memory
+/// (and invites a memory-exhaustion attack), it never finishes sooner.
+fn hash_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        tokio::sync::Semaphore::new(cpus)
+    })
+}
+
 /// Hashes a password with argon2id (default parameters: m=19456 KiB, t=2, p=1, OWASP's minimum).
 pub async fn hash_password(password: &str) -> Result<String, CoreError> {
     let password = password.to_owned();
+    let _slot = hash_slots()
+        .acquire()
+        .await
+        .map_err(|e| CoreError::Internal(format!("hash slots closed: {e}")))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -83,6 +100,9 @@ pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
     let (hash, real) = match hash {
         Some(h) => (h.to_owned(), true),
         None => (dummy_hash().to_owned(), false),
+    };
+    let Ok(_slot) = hash_slots().acquire().await else {
+        return false;
     };
     let ok = tokio::task::spawn_blocking(move || verify_password_blocking(&password, &hash))
         .await

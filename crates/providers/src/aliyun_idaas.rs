@@ -94,7 +94,7 @@ impl AliyunIdaasProvider {
             http.clone()
         };
         let oauth = OAuth2Client {
-            upstream: "Aliyun IDaaS",
+            upstream: "Aliyun IDaaS".into(),
             client_id,
             client_secret: Some(client_secret),
             auth_url,

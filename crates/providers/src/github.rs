@@ -113,7 +113,7 @@ impl GitHubIdentityProvider {
             http.clone()
         };
         let oauth = OAuth2Client {
-            upstream: "GitHub",
+            upstream: "GitHub".into(),
             client_id,
             client_secret: Some(client_secret),
             auth_url,

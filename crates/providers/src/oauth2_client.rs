@@ -15,7 +15,7 @@ use crate::http::{self, excerpt};
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Basic is used by the OIDC and generic providers to come, and tested here.
+#[allow(dead_code)] // which variants are used depends on the enabled provider features
 pub(crate) enum ClientAuth {
     /// `client_id` and `client_secret` in the form body (GitHub, IDaaS).
     RequestBody,
@@ -26,8 +26,8 @@ pub(crate) enum ClientAuth {
 /// The client side of one OAuth 2.0 registration.
 #[derive(Debug, Clone)]
 pub(crate) struct OAuth2Client {
-    /// Names the upstream in messages ("GitHub", "Aliyun IDaaS").
-    pub upstream: &'static str,
+    /// Names the upstream in messages ("GitHub", "Aliyun IDaaS", a generic provider's name).
+    pub upstream: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     pub auth_url: Url,
@@ -348,7 +348,7 @@ mod tests {
         fake.add_user("s1", "u", None, None);
         let http = crate::http_client(false);
         let client = OAuth2Client {
-            upstream: "IDaaS",
+            upstream: "IDaaS".into(),
             client_id: fake.client_id(),
             client_secret: Some(Secret::new(fake.client_secret())),
             auth_url: Url::parse(&fake.auth_url()).unwrap(),
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn authorization_url_keeps_query_and_adds_pkce() {
         let c = OAuth2Client {
-            upstream: "T",
+            upstream: "T".into(),
             client_id: "id".into(),
             client_secret: None,
             auth_url: Url::parse("https://h/auth?tenant=x").unwrap(),

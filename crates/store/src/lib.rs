@@ -1,16 +1,17 @@
 //! Storage for Portcullis: users, identity links, login records, sessions (the token state that
-//! revocation needs) and lockout counters.
+//! revocation needs), lockout counters, and the short-lived rows of federated login.
 //!
 //! Design: one trait per aggregate ([`UserStore`], [`IdentityStore`], [`LoginRecordStore`],
-//! [`SessionStore`], [`LockoutStore`]), gathered in [`Store`], used as `Arc<dyn Store>`. Two real
-//! backends, [`sqlite::SqliteStore`] (embedded default, WAL) and [`postgres::PostgresStore`] (for
-//! several replicas), both with versioned migrations that run at open, and both pass the same
-//! conformance suite in [`conformance`]. Times are Unix milliseconds supplied by the caller, so the
-//! store never reads the clock itself and tests can drive time.
+//! [`SessionStore`], [`LockoutStore`], [`FederationStore`]), gathered in [`Store`], used as
+//! `Arc<dyn Store>`. Two real backends, [`sqlite::SqliteStore`] (embedded default, WAL) and
+//! [`postgres::PostgresStore`] (for several replicas), both with versioned migrations that run at
+//! open, and both pass the same conformance suite in [`conformance`]. Times are Unix milliseconds
+//! supplied by the caller, so the store never reads the clock itself and tests can drive time.
 
 mod common;
 pub mod conformance;
 mod error;
+mod federation;
 mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::StoreError;
+pub use federation::{FederationStore, LoginState, PendingRegistration};
 pub use model::*;
 
 /// Result type of every store call.
@@ -184,7 +186,7 @@ pub trait LockoutStore: Send + Sync {
 /// Everything Portcullis stores.
 #[async_trait]
 pub trait Store:
-    UserStore + IdentityStore + LoginRecordStore + SessionStore + LockoutStore
+    UserStore + IdentityStore + LoginRecordStore + SessionStore + LockoutStore + FederationStore
 {
     /// Backend name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;

@@ -24,11 +24,18 @@ use crate::{
 };
 
 /// The embedded migrations, in order (checked against `migrations/postgres` by a test).
-pub(crate) const MIGRATIONS: &[MigrationFile] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub(crate) const MIGRATIONS: &[MigrationFile] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "federation",
+        include_str!("../migrations/postgres/0002_federation.sql"),
+    ),
+];
 
 /// Connections per server.
 const MAX_CONNECTIONS: u32 = 10;
@@ -36,7 +43,7 @@ const MAX_CONNECTIONS: u32 = 10;
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     prune_batch: i64,
 }
 

@@ -27,11 +27,18 @@ use crate::{
 };
 
 /// The embedded migrations, in order (checked against `migrations/sqlite` by a test).
-pub(crate) const MIGRATIONS: &[MigrationFile] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub(crate) const MIGRATIONS: &[MigrationFile] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "federation",
+        include_str!("../migrations/sqlite/0002_federation.sql"),
+    ),
+];
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,9 +50,9 @@ const READERS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Exactly one connection: all writes queue here.
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
     /// `query_only` connections for plain reads.
-    reader: SqlitePool,
+    pub(crate) reader: SqlitePool,
     prune_batch: i64,
 }
 
@@ -129,7 +136,7 @@ impl SqliteStore {
     }
 
     /// A write transaction that holds SQLite's write lock from its first statement.
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 

@@ -23,11 +23,13 @@ use crate::{
     IdentityLink, LoginRecord, Revocation, Session, Store, StoreError, StoreResult, User, UserState,
 };
 
+mod federation;
 mod lockout;
 mod records;
 mod sessions;
 mod users;
 
+pub use federation::*;
 pub use lockout::*;
 pub use records::*;
 pub use sessions::*;
@@ -66,6 +68,11 @@ macro_rules! conformance_tests {
             lockout_clear,
             lockout_concurrent_reservations,
             lockout_prune,
+            login_state_taken_once,
+            registration_creates_one_user,
+            linked_user_is_all_or_nothing,
+            identity_rekey,
+            federation_prune,
         );
     };
     (@cases $harness:path; $($case:ident),+ $(,)?) => {

@@ -1,0 +1,126 @@
+//! Federated login: logging users in through external identity providers (GitHub, Aliyun IDaaS,
+//! and any plugin), in the two shapes KubeSphere deployments need.
+//!
+//! * The **browser path** ([`Engine::start_federated_login`], then [`Engine::finish_browser_login`]):
+//!   a server-side login state (random id = OAuth `state` = cookie value, PKCE verifier, nonce,
+//!   return address, 10 minutes, taken once) binds the callback to the browser that started it.
+//! * The **ks-console path** ([`Engine::finish_console_login`]): ks-console's server calls the
+//!   callback with `code` (or CAS `ticket`) and `state=<provider name>`, no cookie, and wants the
+//!   token JSON. Allowed only for providers whose `redirectURL` is not Portcullis' own callback,
+//!   so it can never be used to skip the browser path's state check.
+//!
+//! Both end in the same mapping ([`mapping`]): find the link, else apply `mappingMethod`
+//! (`auto` creates the user and link in one transaction, never adopting an existing user;
+//! `lookup` refuses; `manual` opens a pending registration confirmed on a page or, for the
+//! console, through KubeSphere's `system:pre-registration` tokens, [`preregistration`]).
+//!
+//! Main design decision: core holds the *created* providers ([`ProviderSet`], swapped atomically
+//! by the engine) but never names a concrete one; the binary builds the set from a
+//! [`ProviderRegistry`](portcullis_idp::ProviderRegistry). Every failure is a
+//! [`FederationError`] whose message is safe to show, plus a failed login record naming the
+//! identity provider; upstream details go to the log.
+
+mod links;
+mod login_state;
+pub mod mapping;
+pub mod preregistration;
+mod provider_set;
+
+use portcullis_idp::ProviderError;
+
+pub use login_state::{LoginStart, check_return_to};
+pub use mapping::{FederatedLogin, derive_user_name};
+pub use preregistration::{ConfirmedRegistration, PRE_REGISTRATION_USER};
+pub use provider_set::{ProviderEntry, ProviderSet, points_at_callback};
+
+/// How long a browser login may take at the identity provider.
+pub const LOGIN_STATE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// How long a pending registration (`mappingMethod: manual`) stays confirmable.
+pub const REGISTRATION_TTL_MS: i64 = 30 * 60 * 1000;
+
+/// Login-record type of federated logins (KubeSphere's `Token`).
+pub const LOGIN_TYPE: &str = "Token";
+
+/// Why a federated login failed. Every message is safe to show to the person logging in (it
+/// names no secret and no upstream internals); the HTTP layer picks the status from the variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FederationError {
+    /// No identity provider of that name is configured.
+    #[error("{0}")]
+    UnknownProvider(String),
+    /// The provider is configured with `disabled: true`, or could not be created.
+    #[error("{0}")]
+    ProviderUnavailable(String),
+    /// The request is wrong: state missing, mismatched, expired or replayed; no code; a path
+    /// this provider does not allow. The caller's fault (HTTP 400).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The identity provider or the mapping refused the person: consent denied, a bad or reused
+    /// code, no linked account under `lookup`.
+    #[error("{0}")]
+    Denied(String),
+    /// The local account is disabled.
+    #[error("{0}")]
+    AccountDisabled(String),
+    /// A registration input (user name, email) is invalid; the form can be corrected.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A registration clashes with an existing user name or email, or was already completed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The identity provider is unreachable, timed out, or answered garbage (HTTP 502).
+    #[error("{0}")]
+    Upstream(String),
+    /// Something on this server failed; details were logged.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<portcullis_store::StoreError> for FederationError {
+    fn from(e: portcullis_store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error during a federated login");
+        FederationError::Internal("the server could not complete the login; try again later".into())
+    }
+}
+
+impl From<crate::CoreError> for FederationError {
+    fn from(e: crate::CoreError) -> Self {
+        tracing::error!(error = %e, "internal error during a federated login");
+        FederationError::Internal("the server could not complete the login; try again later".into())
+    }
+}
+
+impl From<crate::AuthError> for FederationError {
+    fn from(e: crate::AuthError) -> Self {
+        match e {
+            crate::AuthError::Internal(m) => FederationError::Internal(m),
+            other => FederationError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Turns a provider's error into a [`FederationError`] for the provider `name`, logging the
+/// upstream details (which may quote upstream text) instead of showing them.
+pub(crate) fn provider_failure(name: &str, e: &ProviderError) -> (FederationError, String) {
+    let detail = e.to_string();
+    let err = match e {
+        ProviderError::BadCredentials(m) => FederationError::Denied(format!(
+            "the identity provider \"{name}\" did not confirm your identity: {m}"
+        )),
+        ProviderError::Misconfigured(_) => {
+            tracing::error!(provider = name, error = %detail, "identity provider refused Portcullis' configuration");
+            FederationError::Upstream(format!(
+                "the identity provider \"{name}\" refused this server's configuration; an administrator must fix it"
+            ))
+        }
+        _ => {
+            tracing::warn!(provider = name, error = %detail, "identity provider failed");
+            FederationError::Upstream(format!(
+                "the identity provider \"{name}\" did not answer correctly (unreachable, too slow, or an invalid answer); try again later"
+            ))
+        }
+    };
+    (err, detail)
+}

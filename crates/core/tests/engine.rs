@@ -1,0 +1,202 @@
+//! The engine driven with an injected clock on a real SQLite store: token expiry, retention of
+//! login records, lockout windows and revocation polling, without sleeping.
+
+use std::sync::Arc;
+
+use portcullis_config::{LoadOptions, Secret};
+use portcullis_core::{
+    AuthError, Engine, ManualClock, NewUser, PasswordLogin, RequestContext, TokenError, TokenType,
+};
+use portcullis_store::{LoginRecord, Store};
+
+const T0: i64 = 1_800_000_000_000;
+
+async fn engine(yaml: &str) -> (Arc<Engine>, ManualClock, Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        portcullis_store::open(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
+    let config = portcullis_config::load_str(yaml, None, &LoadOptions::default()).unwrap();
+    let clock = ManualClock::new(T0);
+    let engine = Engine::new(&config, store.clone(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    (engine, clock, store, dir)
+}
+
+const YAML: &str = "authentication:\n  jwtSecret: s3cret\n  authenticateRateLimiterMaxTries: 2\n  authenticateRateLimiterDuration: 1m\n  loginHistoryMaximumEntries: 3\n  loginHistoryRetentionPeriod: 1h\n  multipleLogin: true\n  oauthOptions:\n    accessTokenMaxAge: 10m\n    accessTokenInactivityTimeout: 0s\n";
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        ip: "192.0.2.7".into(),
+        user_agent: "test".into(),
+    }
+}
+
+async fn add(engine: &Engine, name: &str) {
+    engine
+        .add_user(NewUser {
+            name: name.into(),
+            password: Some("Passw0rd-long".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn login<'a>(name: &'a str, password: &'a str) -> PasswordLogin<'a> {
+    PasswordLogin {
+        login: name,
+        password,
+        client_id: "",
+        login_type: "Token",
+    }
+}
+
+#[tokio::test]
+async fn access_tokens_expire_with_the_clock() {
+    let (engine, clock, _store, _dir) = engine(YAML).await;
+    add(&engine, "ann").await;
+    let t = engine
+        .password_login(&login("ann", "Passw0rd-long"), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(t.expires_in, Some(600));
+    assert!(
+        engine
+            .verify(&t.access_token, TokenType::AccessToken)
+            .await
+            .is_ok()
+    );
+    clock.advance_ms(599_000);
+    assert!(
+        engine
+            .verify(&t.access_token, TokenType::AccessToken)
+            .await
+            .is_ok()
+    );
+    clock.advance_ms(1_000);
+    assert_eq!(
+        engine.verify(&t.access_token, TokenType::AccessToken).await,
+        Err(TokenError::Expired)
+    );
+    // With no inactivity timeout the refresh token lives exactly as long as the access token.
+    assert!(matches!(
+        engine.refresh(&t.refresh_token, None).await,
+        Err(AuthError::InvalidGrant(_))
+    ));
+}
+
+#[tokio::test]
+async fn lockout_window_and_unknown_names() {
+    let (engine, clock, _store, _dir) = engine(YAML).await;
+    add(&engine, "bea").await;
+    for _ in 0..2 {
+        assert_eq!(
+            engine
+                .password_login(&login("bea", "nope"), &ctx())
+                .await
+                .unwrap_err(),
+            AuthError::InvalidCredentials
+        );
+    }
+    let locked = engine
+        .password_login(&login("bea", "Passw0rd-long"), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(locked, AuthError::Locked { retry_after_s: 60 });
+    clock.advance_ms(30_000);
+    assert_eq!(
+        engine
+            .password_login(&login("bea", "Passw0rd-long"), &ctx())
+            .await
+            .unwrap_err(),
+        AuthError::Locked { retry_after_s: 30 }
+    );
+    clock.advance_ms(30_000);
+    assert!(
+        engine
+            .password_login(&login("bea", "Passw0rd-long"), &ctx())
+            .await
+            .is_ok()
+    );
+    // Unknown names behave the same.
+    for _ in 0..2 {
+        assert_eq!(
+            engine
+                .password_login(&login("ghost", "x"), &ctx())
+                .await
+                .unwrap_err(),
+            AuthError::InvalidCredentials
+        );
+    }
+    assert!(matches!(
+        engine
+            .password_login(&login("ghost", "x"), &ctx())
+            .await
+            .unwrap_err(),
+        AuthError::Locked { .. }
+    ));
+}
+
+#[tokio::test]
+async fn retention_prunes_by_age_and_by_count() {
+    let (engine, clock, store, _dir) = engine(YAML).await;
+    add(&engine, "cal").await;
+    for i in 0..8 {
+        store
+            .add_login_record(&LoginRecord {
+                id: format!("r{i}"),
+                user: "cal".into(),
+                at: T0 - 2 * 3_600_000 + i * 1_800_000, // from 2 h ago, every 30 min
+                login_type: "Token".into(),
+                provider: String::new(),
+                source_ip: "192.0.2.1".into(),
+                user_agent: String::new(),
+                success: true,
+                reason: "authenticated successfully".into(),
+            })
+            .await
+            .unwrap();
+    }
+    clock.set_ms(T0 + 30 * 60_000);
+    // Records at T0-2h .. T0+1.5h; now = T0+0.5h, so the cut-off is T0-0.5h: the three
+    // older ones go by age, then the oldest two of the remaining five go by count (max 3).
+    let deleted = engine.run_retention().await.unwrap();
+    let (kept, total) = store.list_login_records("cal", 0, 10).await.unwrap();
+    assert_eq!(total, 3, "{kept:?}");
+    assert_eq!(deleted, 5);
+    assert_eq!(
+        kept.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["r7", "r6", "r5"]
+    );
+}
+
+#[tokio::test]
+async fn revocations_made_elsewhere_arrive_by_polling() {
+    let (a, _clock, store, _dir) = engine(YAML).await;
+    add(&a, "dee").await;
+    let t = a
+        .password_login(&login("dee", "Passw0rd-long"), &ctx())
+        .await
+        .unwrap();
+    // A second engine on the same store (another replica, or the CLI).
+    let config =
+        portcullis_config::defaults(Secret::new("s3cret"), &LoadOptions::default()).unwrap();
+    let b = Engine::new(&config, store.clone(), Arc::new(ManualClock::new(T0)))
+        .await
+        .unwrap();
+    b.revoke_user("dee").await.unwrap();
+    assert!(
+        a.verify(&t.access_token, TokenType::AccessToken)
+            .await
+            .is_ok(),
+        "not yet polled"
+    );
+    assert_eq!(a.poll_revocations().await.unwrap(), 1);
+    assert_eq!(
+        a.verify(&t.access_token, TokenType::AccessToken).await,
+        Err(TokenError::Revoked)
+    );
+}

@@ -1,0 +1,31 @@
+-- Portcullis schema, version 2 (SQLite): federated login. Times are Unix milliseconds.
+
+-- One row per browser login in flight at an identity provider. The id is the OAuth `state` and
+-- the value of the login-state cookie; a row is taken (deleted) exactly once by the callback.
+CREATE TABLE login_states (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    provider      TEXT    NOT NULL,
+    pkce_verifier TEXT,
+    nonce         TEXT,
+    return_to     TEXT,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_states_expires_idx ON login_states (expires_at);
+
+-- A first login under `mappingMethod: manual` waiting for the user to choose a name. Consumed
+-- (deleted) in the same transaction that creates the user and its link.
+CREATE TABLE pending_registrations (
+    id                TEXT    NOT NULL PRIMARY KEY,
+    provider          TEXT    NOT NULL,
+    upstream_uid      TEXT    NOT NULL,
+    upstream_username TEXT,
+    upstream_email    TEXT,
+    proposed_name     TEXT    NOT NULL,
+    proposed_email    TEXT,
+    csrf_token        TEXT    NOT NULL,
+    return_to         TEXT,
+    created_at        INTEGER NOT NULL,
+    expires_at        INTEGER NOT NULL
+) STRICT;
+CREATE INDEX pending_registrations_expires_idx ON pending_registrations (expires_at);
