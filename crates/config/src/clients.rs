@@ -3,7 +3,7 @@
 use crate::error::Report;
 use crate::fields::{Field, Fields, suggest};
 use crate::raw::{Kind, Node};
-use crate::{GrantMethod, OAuthClient, Secret};
+use crate::{GrantMethod, IdTokenAlg, OAuthClient, Secret};
 
 const CLIENT_KEYS: &[&str] = &[
     "name",
@@ -17,6 +17,7 @@ const CLIENT_KEYS: &[&str] = &[
     "accessTokenInactivityTimeout",
     "trusted",
     "development",
+    "idTokenSigningAlg",
 ];
 
 /// Schemes that would run code in the browser if ever followed.
@@ -112,6 +113,10 @@ fn read_one(
         // KubeSphere 3.2 treats a client without the key as trusted (password grant allowed).
         trusted: flag(report, "trusted", true),
         development,
+        id_token_signing_alg: f
+            .get("idTokenSigningAlg")
+            .and_then(|v| id_token_alg(report, &v))
+            .unwrap_or_default(),
     };
     if development && client.redirect_uris.iter().any(|u| u.contains('*')) {
         report.warn(
@@ -193,6 +198,22 @@ fn check_uri(uri: &str, development: bool) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn id_token_alg(report: &mut Report, field: &Field) -> Option<IdTokenAlg> {
+    let value = field.string(report)?;
+    match value.as_str() {
+        "RS256" => Some(IdTokenAlg::Rs256),
+        "ES256" => Some(IdTokenAlg::Es256),
+        other => {
+            report.error(
+                field.line,
+                &field.path,
+                format!("unsupported ID-token signing algorithm {other:?}; valid: RS256, ES256"),
+            );
+            None
+        }
+    }
 }
 
 fn grant_method(report: &mut Report, field: &Field) -> Option<GrantMethod> {

@@ -100,6 +100,29 @@ pub struct OAuthClient {
     pub trusted: bool,
     /// `development`: allows `*` and loopback wildcards in `redirectURIs`. Default false.
     pub development: bool,
+    /// `idTokenSigningAlg` (Portcullis extension, after OpenID Connect's client metadata
+    /// `id_token_signed_response_alg`): `RS256` (default) or `ES256`.
+    pub id_token_signing_alg: IdTokenAlg,
+}
+
+/// The algorithm a client's ID tokens are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdTokenAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (the OpenID Connect default).
+    #[default]
+    Rs256,
+    /// ECDSA with P-256 and SHA-256.
+    Es256,
+}
+
+impl IdTokenAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdTokenAlg::Rs256 => "RS256",
+            IdTokenAlg::Es256 => "ES256",
+        }
+    }
 }
 
 /// `mappingMethod` of an identity provider.
@@ -251,6 +274,9 @@ pub struct PortcullisOptions {
     /// `ipMaxFailures`: failed logins per client address per window before that address is refused.
     /// Default ten times `authenticateRateLimiterMaxTries`.
     pub ip_max_failures: u32,
+    /// `signingKeyRotationPeriod`: how often the ID-token signing keys generated in the database
+    /// are replaced (the old key keeps verifying for a grace period). Zero: never. Default 90 days.
+    pub signing_key_rotation_period: Duration,
 }
 
 /// An IP network (address and prefix length).

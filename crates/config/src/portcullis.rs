@@ -21,6 +21,7 @@ const PORTCULLIS_KEYS: &[&str] = &[
     "trustedProxies",
     "adminGroups",
     "ipMaxFailures",
+    "signingKeyRotationPeriod",
 ];
 
 /// Default `listen`.
@@ -28,6 +29,8 @@ pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 const DEFAULT_DATA_DIR: &str = "./portcullis-data";
 const DEFAULT_ADMIN_GROUP: &str = "platform-admins";
+/// Default `signingKeyRotationPeriod`: 90 days.
+const DEFAULT_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// A setting's value and where it came from, for messages.
 struct Setting {
@@ -208,6 +211,11 @@ pub(crate) fn read(
             None => 1,
         },
     };
+    // Zero turns rotation off (the keys generated first are kept).
+    let signing_key_rotation_period = f
+        .get("signingKeyRotationPeriod")
+        .and_then(|v| v.duration(report))
+        .unwrap_or(DEFAULT_KEY_ROTATION);
     PortcullisOptions {
         listen,
         public_url,
@@ -218,6 +226,7 @@ pub(crate) fn read(
         trusted_proxies,
         admin_groups,
         ip_max_failures,
+        signing_key_rotation_period,
     }
 }
 

@@ -69,6 +69,7 @@ pub struct Engine {
     pub(crate) activity: ActivityTracker,
     bus: std::sync::OnceLock<crate::redis_bus::RevocationBus>,
     providers: ArcSwap<crate::federation::ProviderSet>,
+    pub(crate) oidc: crate::oidc::Oidc,
 }
 
 impl std::fmt::Debug for Engine {
@@ -99,6 +100,7 @@ impl Engine {
             activity: ActivityTracker::default(),
             bus: std::sync::OnceLock::new(),
             providers: ArcSwap::from_pointee(crate::federation::ProviderSet::empty()),
+            oidc: crate::oidc::Oidc::new(config)?,
         }))
     }
 
@@ -109,6 +111,7 @@ impl Engine {
             codec: TokenCodec::new(config.authentication.jwt_secret.expose().as_bytes())?,
             settings: Settings::from_config(config),
         };
+        self.oidc.apply_config(config)?;
         self.keys.store(Arc::new(keys));
         Ok(())
     }
@@ -245,11 +248,27 @@ impl Engine {
         client_id: &str,
         ctx: &RequestContext,
     ) -> Result<IssuedTokens, AuthError> {
+        self.issue_session_with(user, provider, client_id, ctx, random_id(), true)
+            .await
+    }
+
+    /// [`Engine::issue_session`] with a session id chosen up front (an authorization code
+    /// reserves the id of the session its exchange creates) and `multipleLogin` applied only for
+    /// a login (`is_login`), not for a session derived from one (the OpenID Connect code flow).
+    pub(crate) async fn issue_session_with(
+        &self,
+        user: &User,
+        provider: &str,
+        client_id: &str,
+        ctx: &RequestContext,
+        id: String,
+        is_login: bool,
+    ) -> Result<IssuedTokens, AuthError> {
         let keys = self.keys.load();
         let now = self.now_ms();
         let (max_age, inactivity) = keys.settings.lifetimes(keys.settings.client(client_id));
         let session = Session {
-            id: random_id(),
+            id,
             user: user.name.clone(),
             client_id: client_id.to_owned(),
             provider: provider.to_owned(),
@@ -262,7 +281,7 @@ impl Engine {
             user_agent: ctx.user_agent.clone(),
         };
         self.store.create_session(&session).await?;
-        if !keys.settings.multiple_login {
+        if !keys.settings.multiple_login && is_login {
             let revoked = self
                 .store
                 .revoke_user_sessions(&user.name, Some(&session.id), now)
@@ -456,7 +475,7 @@ impl Engine {
 }
 
 /// Handles of the background jobs; aborts them on drop.
-pub struct BackgroundJobs(Vec<tokio::task::JoinHandle<()>>);
+pub struct BackgroundJobs(pub(crate) Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for BackgroundJobs {
     fn drop(&mut self) {

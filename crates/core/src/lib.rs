@@ -15,6 +15,7 @@ mod error;
 pub mod federation;
 mod login;
 pub mod names;
+pub mod oidc;
 pub mod password;
 pub mod redis_bus;
 pub mod revocation;
@@ -28,6 +29,7 @@ pub use engine::{BackgroundJobs, Engine, IssuedTokens, Principal, RequestContext
 pub use error::{AuthError, CoreError};
 pub use federation::{FederatedLogin, FederationError, ProviderSet};
 pub use login::PasswordLogin;
+pub use oidc::OidcError;
 pub use settings::Settings;
 pub use tokens::{Claims, TokenError, TokenType};
 pub use users::{NewUser, UserDetails};

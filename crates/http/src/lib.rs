@@ -6,9 +6,14 @@
 //! `portcullis-core`, and format the answer; no authentication logic lives here.
 
 pub mod error;
+pub mod federated;
 mod health;
 pub mod kapis;
+mod kapis_users;
+pub mod login_pages;
 pub mod oauth;
+pub mod oidc;
+pub mod pages;
 pub mod request;
 mod tokenreview;
 
@@ -106,6 +111,13 @@ pub fn router(state: AppState) -> Router {
         .route("/kapis/config.kubesphere.io/v1alpha2/configs/oauth", get(kapis::oauth_config))
         .route("/kapis/iam.kubesphere.io/v1alpha2/login", post(kapis::legacy_login))
         .route("/kapis/iam.kubesphere.io/v1alpha2/users/{user}/loginrecords", get(kapis::login_records))
+        .route("/kapis/iam.kubesphere.io/v1alpha2/users", post(kapis_users::create_user))
+        .route("/login", get(login_pages::login_page))
+        .route("/login/confirm", get(login_pages::confirm_page).post(login_pages::confirm_submit))
+        .route("/login/{provider}", get(federated::start_login))
+        .route("/oauth/callback/{provider}", get(federated::callback))
+        .route("/account", get(login_pages::account))
+        .merge(oidc::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -1,4 +1,5 @@
-//! `/oauth/token` (password and refresh_token grants) and `/oauth/logout`.
+//! `/oauth/token` (password and refresh_token grants here; the OpenID Connect grants in
+//! [`crate::oidc::token`]) and `/oauth/logout`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,9 +13,7 @@ use std::net::SocketAddr;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::request::{
-    FormParams, basic_credentials, bearer_token, client_ip, require_form, user_agent,
-};
+use crate::request::{FormParams, bearer_token, client_ip, require_form, user_agent};
 
 /// The token JSON KubeSphere's console reads, with `Cache-Control: no-store` (RFC 6749 §5.1).
 pub fn token_response(t: &IssuedTokens) -> Response {
@@ -52,27 +51,10 @@ pub async fn token(
     require_form(&headers)?;
     let form = FormParams::parse(&body)?;
     // Client credentials: Basic header or form body, not both (RFC 6749 §2.3.1).
-    let basic = basic_credentials(&headers)?;
-    let (client_id, client_secret) =
-        match (&basic, form.get("client_id"), form.get("client_secret")) {
-            (Some(_), _, Some(_)) => {
-                return Err(ApiError::invalid_request(
-                    "use one client authentication method, not both",
-                ));
-            }
-            (Some((id, secret)), form_id, None) => {
-                if form_id.is_some_and(|f| f != id) {
-                    return Err(ApiError::invalid_request(
-                        "client_id differs from the Basic credentials",
-                    ));
-                }
-                (Some(id.as_str()), Some(secret.as_str()))
-            }
-            (None, id, secret) => (id, secret),
-        };
+    let (client_id, client_secret) = crate::oidc::client_credentials(&headers, &form)?;
     let client = state
         .engine()
-        .authenticate_client(client_id, client_secret)?;
+        .authenticate_client(client_id.as_deref(), client_secret.as_deref())?;
     let ctx = request_context(&state, peer, &headers);
     let grant = form.require("grant_type")?;
     let issued = match grant {
@@ -95,10 +77,20 @@ pub async fn token(
         }
         "refresh_token" => {
             let token = form.require("refresh_token")?;
-            state
+            let issued = state
                 .engine()
                 .refresh(token, client.as_ref().map(|c| c.name.as_str()))
-                .await?
+                .await?;
+            return crate::oidc::token::after_refresh(&state, issued, client.as_ref()).await;
+        }
+        // OpenID Connect (KubeSphere 3.2 spelled the code grant `code`).
+        "authorization_code" | "code" => {
+            return crate::oidc::token::authorization_code(&state, client.as_ref(), &form, &ctx)
+                .await;
+        }
+        "client_credentials" => {
+            return crate::oidc::token::client_credentials(&state, client.as_ref(), &form, &ctx)
+                .await;
         }
         other => {
             return Err(portcullis_core::AuthError::UnsupportedGrantType(other.to_string()).into());
@@ -109,30 +101,44 @@ pub async fn token(
 
 /// `GET|POST /oauth/logout`: revokes the presented token's session; with
 /// `post_logout_redirect_uri` (which must be registered) redirects there with `state`.
+/// OpenID Connect RP-initiated logout adds `id_token_hint` and `client_id` (the redirect must
+/// then be registered for that client) and ends the browser's session cookie too.
 pub async fn logout(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(mut query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    crate::oidc::logout::merge_form(&mut query, &headers, &body);
+    let hint = crate::oidc::logout::hint(&state, &query).await?;
+    let client = crate::oidc::logout::client_of(hint.as_ref(), &query)?;
     let redirect = match query
         .get("post_logout_redirect_uri")
         .filter(|s| !s.is_empty())
     {
-        Some(uri) => Some(allowed_logout_redirect(&state, uri)?),
+        Some(uri) => Some(match &client {
+            Some(c) => crate::oidc::logout::client_redirect(&state, c, uri)?,
+            None => allowed_logout_redirect(&state, uri)?,
+        }),
         None => None,
     };
     if let Some(token) = bearer_token(&headers) {
         state.engine().logout(token).await?;
     }
-    match redirect {
+    let cleared = crate::oidc::logout::end_sessions(&state, &headers, hint.as_ref()).await?;
+    let mut resp = match redirect {
         Some(mut url) => {
             if let Some(s) = query.get("state").filter(|s| !s.is_empty()) {
                 url.query_pairs_mut().append_pair("state", s);
             }
-            Ok(Redirect::to(url.as_str()).into_response())
+            Redirect::to(url.as_str()).into_response()
         }
-        None => Ok((StatusCode::OK, Json(json!({ "message": "success" }))).into_response()),
+        None => (StatusCode::OK, Json(json!({ "message": "success" }))).into_response(),
+    };
+    if let Some(c) = cleared {
+        resp.headers_mut().append(header::SET_COOKIE, c);
     }
+    Ok(resp)
 }
 
 /// A logout redirect is allowed only when it exactly matches a client's

@@ -94,6 +94,7 @@ impl<F: PasswordProviderFactory> ProviderFactory for PasswordAdapter<F> {
 /// registry.register_oauth(Gitea).alias("GiteaProvider", "GiteaIdentityProvider");
 /// assert_eq!(registry.known_types(), vec!["GiteaIdentityProvider"]);
 /// assert_eq!(registry.resolve("GiteaProvider"), Some("GiteaIdentityProvider"));
+/// assert_eq!(registry.accepted_types(), vec!["GiteaIdentityProvider", "GiteaProvider"]);
 /// ```
 #[derive(Default, Clone)]
 pub struct ProviderRegistry {
@@ -144,6 +145,25 @@ impl ProviderRegistry {
     /// The registered types (not aliases), sorted.
     pub fn known_types(&self) -> Vec<&str> {
         self.factories.keys().map(String::as_str).collect()
+    }
+
+    /// Every `type` string a configuration may use: the registered types and the aliases whose
+    /// target is registered, sorted.
+    pub fn accepted_types(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .factories
+            .keys()
+            .map(String::as_str)
+            .chain(
+                self.aliases
+                    .iter()
+                    .filter(|(_, target)| self.factories.contains_key(target.as_str()))
+                    .map(|(alias, _)| alias.as_str()),
+            )
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// The canonical type for `provider_type` (itself or the alias target), if a factory serves it. Types are

@@ -43,6 +43,15 @@ pub struct CommonOpts {
     /// Log format: text or json.
     #[arg(long, env = "PORTCULLIS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Time allowed for each request to an identity provider (a Go duration such as 15s; the
+    /// connect timeout is the smaller of this and 5s). Default 15s.
+    #[arg(
+        long,
+        env = "PORTCULLIS_UPSTREAM_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = crate::providers::parse_timeout
+    )]
+    pub upstream_timeout: Option<std::time::Duration>,
 }
 
 /// Commands.
@@ -54,6 +63,14 @@ pub enum Command {
     CheckConfig {
         /// The kubesphere.yaml file to check.
         file: PathBuf,
+        /// As for `serve`; checked here, used when providers are created.
+        #[arg(
+            long,
+            env = "PORTCULLIS_UPSTREAM_TIMEOUT",
+            value_name = "DURATION",
+            value_parser = crate::providers::parse_timeout
+        )]
+        upstream_timeout: Option<std::time::Duration>,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -160,6 +177,38 @@ pub enum UserCommand {
         common: CommonOpts,
         /// User name.
         name: String,
+    },
+    /// Link an identity at an identity provider to a user, who can then log in with it.
+    Link {
+        /// Shared options.
+        #[command(flatten)]
+        common: CommonOpts,
+        /// User name.
+        name: String,
+        /// Identity provider `name` (as in identityProviders[].name).
+        #[arg(long)]
+        provider: String,
+        /// The upstream's stable user id (GitHub: the numeric id; OIDC: `sub`). A GitHub login
+        /// name is accepted too and moved to the numeric id at the user's next login.
+        #[arg(long)]
+        uid: String,
+        /// The upstream user name, for display.
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Remove the link of an identity from a user.
+    Unlink {
+        /// Shared options.
+        #[command(flatten)]
+        common: CommonOpts,
+        /// User name.
+        name: String,
+        /// Identity provider `name`.
+        #[arg(long)]
+        provider: String,
+        /// The upstream user id of the link.
+        #[arg(long)]
+        uid: String,
     },
 }
 

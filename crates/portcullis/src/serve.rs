@@ -1,6 +1,7 @@
 //! `portcullis serve`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -8,16 +9,22 @@ use portcullis_core::{Engine, NewUser};
 use portcullis_http::AppState;
 
 use crate::cli::ServeArgs;
+use crate::providers::Wiring;
 use crate::setup;
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn run(args: ServeArgs) -> Result<()> {
+pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
+    let registry = wiring.registry(&args.common)?;
     let mut config = setup::load_config(
         &args.common,
         args.listen.as_deref(),
         args.public_url.as_deref(),
+        &registry,
     )?;
     setup::init_logging(config.portcullis.log_format);
+    // Every identity provider is created before anything listens: a misconfigured one stops
+    // the start with its key path in the message.
+    let (providers, provider_warnings) = crate::providers::build(&config, &registry)?;
     let listener = tokio::net::TcpListener::bind(config.portcullis.listen)
         .await
         .with_context(|| format!("binding {}", config.portcullis.listen))?;
@@ -26,18 +33,30 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Listening on port 0 (tests): the default public URL names the port actually bound.
         let _ = config.portcullis.public_url.set_port(Some(local.port()));
     }
-    for w in &config.warnings {
+    for w in config
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .chain(provider_warnings.iter().map(ToString::to_string))
+    {
         tracing::warn!("{w}");
     }
     let metrics = PrometheusBuilder::new().install_recorder().ok();
     let engine = setup::open_engine(&config).await?;
+    engine.set_providers(providers);
     bootstrap_admin(&engine).await?;
     let jobs = engine.spawn_background();
+    // ID-token signing keys: generated on first start, rotated on schedule, shared by replicas.
+    let oidc_jobs = engine.spawn_oidc_jobs();
     let listener_job = engine
         .revocation_bus()
         .map(|bus| bus.spawn_listener(engine.clone()));
     let public_url = config.portcullis.public_url.clone();
     let state = AppState::new(engine.clone(), config, metrics);
+    let directory = engine.clone();
+    state.set_provider_directory(Arc::new(move |name: &str| {
+        directory.providers().public_options(name)
+    }));
     let app = portcullis_http::router(state);
     tracing::info!(listen = %local, public_url = %public_url, backend = engine.store().backend(), "portcullis is serving");
     axum::serve(
@@ -49,6 +68,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .context("serving")?;
     engine.flush_activity().await;
     drop(jobs);
+    drop(oidc_jobs);
     engine.store().close().await;
     if let Some(j) = listener_job {
         j.abort();

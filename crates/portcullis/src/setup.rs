@@ -7,14 +7,10 @@ use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use portcullis_config::{Config, LoadOptions, LogFormat, Overrides, Secret};
 use portcullis_core::{Clock, Engine, OffsetFileClock, SystemClock};
+use portcullis_idp::ProviderRegistry;
 use portcullis_store::Store;
 
 use crate::cli::CommonOpts;
-
-/// Identity-provider types this build knows.
-pub fn provider_types() -> Vec<&'static str> {
-    Vec::new()
-}
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "portcullis-data";
@@ -35,13 +31,14 @@ fn overrides(common: &CommonOpts, listen: Option<&str>, public_url: Option<&str>
 }
 
 /// Loads the configuration: the file when given, else defaults with a generated secret kept in
-/// the data directory.
+/// the data directory. Identity-provider types must be known to `registry`.
 pub fn load_config(
     common: &CommonOpts,
     listen: Option<&str>,
     public_url: Option<&str>,
+    registry: &ProviderRegistry,
 ) -> Result<Config> {
-    let types = provider_types();
+    let types = registry.accepted_types();
     let opts = LoadOptions {
         known_provider_types: &types,
         overrides: overrides(common, listen, public_url),

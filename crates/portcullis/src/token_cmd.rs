@@ -9,9 +9,9 @@ use crate::cli::TokenCommand;
 use crate::setup;
 
 /// Runs a `token` subcommand. Exits non-zero when the token is not valid now.
-pub async fn run(cmd: TokenCommand) -> Result<()> {
+pub async fn run(cmd: TokenCommand, wiring: &crate::providers::Wiring) -> Result<()> {
     let TokenCommand::Inspect { common, token } = cmd;
-    let config = setup::load_config(&common, None, None)?;
+    let config = setup::load_config(&common, None, None, &wiring.registry(&common)?)?;
     setup::init_logging(config.portcullis.log_format);
     let header = token
         .split('.')

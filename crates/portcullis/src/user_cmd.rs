@@ -9,12 +9,20 @@ use portcullis_core::{Engine, NewUser};
 use serde_json::json;
 
 use crate::cli::{CommonOpts, UserCommand};
+use crate::providers::Wiring;
 use crate::setup;
 
-async fn engine(common: &CommonOpts) -> Result<std::sync::Arc<Engine>> {
-    let config = setup::load_config(common, None, None)?;
+async fn engine(common: &CommonOpts, wiring: &Wiring) -> Result<std::sync::Arc<Engine>> {
+    Ok(engine_and_config(common, wiring).await?.0)
+}
+
+async fn engine_and_config(
+    common: &CommonOpts,
+    wiring: &Wiring,
+) -> Result<(std::sync::Arc<Engine>, portcullis_config::Config)> {
+    let config = setup::load_config(common, None, None, &wiring.registry(common)?)?;
     setup::init_logging(config.portcullis.log_format);
-    setup::open_engine(&config).await
+    Ok((setup::open_engine(&config).await?, config))
 }
 
 /// Asks for a password twice on a terminal, or reads one line from standard input.
@@ -56,7 +64,7 @@ fn user_json(u: &portcullis_store::User) -> serde_json::Value {
 }
 
 /// Runs a `user` subcommand.
-pub async fn run(cmd: UserCommand) -> Result<()> {
+pub async fn run(cmd: UserCommand, wiring: &Wiring) -> Result<()> {
     match cmd {
         UserCommand::Add {
             common,
@@ -68,7 +76,7 @@ pub async fn run(cmd: UserCommand) -> Result<()> {
             groups,
             uninitialized,
         } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             let password = match (password, no_password) {
                 (Some(p), _) => Some(p),
                 (None, true) => None,
@@ -92,7 +100,7 @@ pub async fn run(cmd: UserCommand) -> Result<()> {
             println!("created user {:?}", user.name);
         }
         UserCommand::List { common, output } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             let mut users = Vec::new();
             let mut offset = 0;
             loop {
@@ -137,7 +145,7 @@ pub async fn run(cmd: UserCommand) -> Result<()> {
             name,
             output,
         } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             let d = engine.user_details(&name).await?;
             let mut v = user_json(&d.user);
             v["identities"] = json!(d.identities.iter().map(|l| json!({"provider": l.provider, "uid": l.upstream_uid, "username": l.upstream_username})).collect::<Vec<_>>());
@@ -166,7 +174,7 @@ pub async fn run(cmd: UserCommand) -> Result<()> {
             name,
             password,
         } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             engine.get_user(&name).await?;
             let password = match password {
                 Some(p) => p,
@@ -176,19 +184,56 @@ pub async fn run(cmd: UserCommand) -> Result<()> {
             println!("password of {name:?} changed; {n} session(s) revoked");
         }
         UserCommand::Disable { common, name } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             let n = engine.disable_user(&name).await?;
             println!("user {name:?} disabled; {n} session(s) revoked");
         }
         UserCommand::Enable { common, name } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             engine.enable_user(&name).await?;
             println!("user {name:?} enabled");
         }
         UserCommand::Delete { common, name } => {
-            let engine = engine(&common).await?;
+            let engine = engine(&common, wiring).await?;
             engine.delete_user(&name).await?;
             println!("user {name:?} deleted");
+        }
+        UserCommand::Link {
+            common,
+            name,
+            provider,
+            uid,
+            username,
+        } => {
+            let (engine, config) = engine_and_config(&common, wiring).await?;
+            let configured = config
+                .authentication
+                .oauth_options
+                .identity_providers
+                .iter()
+                .any(|p| p.name == provider);
+            if !configured {
+                // Allowed on purpose: links can be prepared (or imported) before the provider
+                // is configured, and the CLI may run without the server's configuration file.
+                eprintln!(
+                    "warning: no identity provider named {provider:?} is configured; the link \
+                     takes effect once one is"
+                );
+            }
+            engine
+                .link_identity(&name, &provider, &uid, username.as_deref())
+                .await?;
+            println!("linked identity {provider}/{uid} to user {name:?}");
+        }
+        UserCommand::Unlink {
+            common,
+            name,
+            provider,
+            uid,
+        } => {
+            let engine = engine(&common, wiring).await?;
+            engine.unlink_identity(&name, &provider, &uid).await?;
+            println!("unlinked identity {provider}/{uid} from user {name:?}");
         }
     }
     Ok(())

@@ -193,6 +193,10 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
 }
 
 /// A string or number field as a string (ids arrive as either).
+#[cfg_attr(
+    not(any(feature = "github", feature = "aliyun-idaas")),
+    allow(dead_code)
+)] // their helper only
 pub(crate) fn string_field(v: &Value, key: &str) -> Option<String> {
     match v.get(key)? {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),

@@ -1,9 +1,10 @@
 //! Storage for Portcullis: users, identity links, login records, sessions (the token state that
-//! revocation needs), lockout counters, and the short-lived rows of federated login.
+//! revocation needs), lockout counters, the short-lived rows of federated login, and the OpenID
+//! Connect provider's keys, codes, grants and consents.
 //!
 //! Design: one trait per aggregate ([`UserStore`], [`IdentityStore`], [`LoginRecordStore`],
-//! [`SessionStore`], [`LockoutStore`], [`FederationStore`]), gathered in [`Store`], used as
-//! `Arc<dyn Store>`. Two real backends, [`sqlite::SqliteStore`] (embedded default, WAL) and
+//! [`SessionStore`], [`LockoutStore`], [`FederationStore`], [`OidcStore`]), gathered in
+//! [`Store`], used as `Arc<dyn Store>`. Two real backends, [`sqlite::SqliteStore`] (embedded default, WAL) and
 //! [`postgres::PostgresStore`] (for several replicas), both with versioned migrations that run at
 //! open, and both pass the same conformance suite in [`conformance`]. Times are Unix milliseconds
 //! supplied by the caller, so the store never reads the clock itself and tests can drive time.
@@ -13,6 +14,7 @@ pub mod conformance;
 mod error;
 mod federation;
 mod model;
+mod oidc;
 pub mod postgres;
 pub mod sqlite;
 
@@ -23,6 +25,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use federation::{FederationStore, LoginState, PendingRegistration};
 pub use model::*;
+pub use oidc::{AuthCode, CodeTake, Consent, OidcGrant, OidcStore, SigningKey};
 
 /// Result type of every store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -186,7 +189,13 @@ pub trait LockoutStore: Send + Sync {
 /// Everything Portcullis stores.
 #[async_trait]
 pub trait Store:
-    UserStore + IdentityStore + LoginRecordStore + SessionStore + LockoutStore + FederationStore
+    UserStore
+    + IdentityStore
+    + LoginRecordStore
+    + SessionStore
+    + LockoutStore
+    + FederationStore
+    + OidcStore
 {
     /// Backend name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;

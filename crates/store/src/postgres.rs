@@ -35,6 +35,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "federation",
         include_str!("../migrations/postgres/0002_federation.sql"),
     ),
+    (
+        3,
+        "oidc",
+        include_str!("../migrations/postgres/0003_oidc.sql"),
+    ),
 ];
 
 /// Connections per server.

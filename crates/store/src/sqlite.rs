@@ -38,6 +38,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "federation",
         include_str!("../migrations/sqlite/0002_federation.sql"),
     ),
+    (
+        3,
+        "oidc",
+        include_str!("../migrations/sqlite/0003_oidc.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.

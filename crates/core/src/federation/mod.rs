@@ -1,13 +1,15 @@
 //! Federated login: logging users in through external identity providers (GitHub, Aliyun IDaaS,
 //! and any plugin), in the two shapes KubeSphere deployments need.
 //!
-//! * The **browser path** ([`Engine::start_federated_login`], then [`Engine::finish_browser_login`]):
-//!   a server-side login state (random id = OAuth `state` = cookie value, PKCE verifier, nonce,
-//!   return address, 10 minutes, taken once) binds the callback to the browser that started it.
-//! * The **ks-console path** ([`Engine::finish_console_login`]): ks-console's server calls the
-//!   callback with `code` (or CAS `ticket`) and `state=<provider name>`, no cookie, and wants the
-//!   token JSON. Allowed only for providers whose `redirectURL` is not Portcullis' own callback,
-//!   so it can never be used to skip the browser path's state check.
+//! * The **browser path** ([`start_federated_login`](crate::Engine::start_federated_login), then
+//!   [`finish_browser_login`](crate::Engine::finish_browser_login)): a server-side login state
+//!   (random id = OAuth `state` = cookie value, PKCE verifier, nonce, return address, 10 minutes,
+//!   taken once) binds the callback to the browser that started it.
+//! * The **ks-console path** ([`finish_console_login`](crate::Engine::finish_console_login)):
+//!   ks-console's server calls the callback with `code` (or CAS `ticket`) and
+//!   `state=<provider name>`, no cookie, and wants the token JSON. Allowed only for providers
+//!   whose `redirectURL` is not Portcullis' own callback, so it can never be used to skip the
+//!   browser path's state check.
 //!
 //! Both end in the same mapping ([`mapping`]): find the link, else apply `mappingMethod`
 //! (`auto` creates the user and link in one transaction, never adopting an existing user;
@@ -25,13 +27,15 @@ mod login_state;
 pub mod mapping;
 pub mod preregistration;
 mod provider_set;
+mod provisioning;
 
 use portcullis_idp::ProviderError;
 
 pub use login_state::{LoginStart, check_return_to};
-pub use mapping::{FederatedLogin, derive_user_name};
+pub use mapping::FederatedLogin;
 pub use preregistration::{ConfirmedRegistration, PRE_REGISTRATION_USER};
 pub use provider_set::{ProviderEntry, ProviderSet, points_at_callback};
+pub use provisioning::derive_user_name;
 
 /// How long a browser login may take at the identity provider.
 pub const LOGIN_STATE_TTL_MS: i64 = 10 * 60 * 1000;

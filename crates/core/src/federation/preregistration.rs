@@ -5,7 +5,8 @@
 //! * ks-console (KubeSphere's contract, spec §5.4): tokens for the user `system:pre-registration`
 //!   with `extra {idp, uid, username, email}`; ks-console creates the user with
 //!   `POST /kapis/iam.kubesphere.io/v1alpha2/users` ([`Engine::register_from_pre_registration`])
-//!   and then upgrades with the refresh grant ([`Engine::refresh_pre_registration`]).
+//!   and then upgrades with the refresh grant (`Engine::refresh` hands pre-registration sessions
+//!   to `refresh_pre_registration` here).
 //!
 //! Unlike KubeSphere, a pre-registration creates exactly ONE user, linked to exactly its own
 //! identity, with only a name and an email (no groups, no password): the pending row is consumed

@@ -4,4 +4,6 @@ mod cli;
 mod common;
 mod core_flow;
 mod defaults;
+mod federation;
+mod oidc;
 mod replicas;

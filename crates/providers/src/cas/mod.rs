@@ -156,6 +156,7 @@ impl CasIdentityProvider {
             },
         );
         let mut public = options.public_map();
+        public.retain(|k, _| !k.eq_ignore_ascii_case("casServerURL"));
         public.insert(
             "casServerURL".into(),
             json!(base.as_str().trim_end_matches('/')),

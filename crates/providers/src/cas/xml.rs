@@ -101,10 +101,10 @@ pub(crate) fn parse(body: &str) -> Result<Validation, String> {
                     ["serviceResponse", "authenticationSuccess"] if is_cas && name == "user" => {
                         user = Some(value);
                     }
-                    ["serviceResponse", "authenticationSuccess", "attributes"] => {
-                        if !value.is_empty() {
-                            attributes.entry(name).or_default().push(value);
-                        }
+                    ["serviceResponse", "authenticationSuccess", "attributes"]
+                        if !value.is_empty() =>
+                    {
+                        attributes.entry(name).or_default().push(value);
                     }
                     ["serviceResponse"] if is_cas && name == "authenticationFailure" => {
                         if let Some(f) = failure.as_mut() {

@@ -16,9 +16,10 @@
 mod claims;
 mod discovery;
 mod jwks;
+mod options;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use portcullis_idp::{
@@ -31,11 +32,11 @@ use url::Url;
 
 use self::claims::{IdTokenCheck, Mapping};
 use self::discovery::{Configured, Discovery, Endpoints};
+use self::options::AuthStyle;
 use crate::http::{self, excerpt};
 use crate::oauth2_client::{ClientAuth, OAuth2Client};
 
-/// Default `clockSkew`.
-pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(10);
+pub use self::options::DEFAULT_CLOCK_SKEW;
 
 /// Creates [`OidcIdentityProvider`]s for `type: OIDCIdentityProvider`.
 #[derive(Debug, Clone)]
@@ -69,12 +70,6 @@ impl OAuthProviderFactory for OidcFactory {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AuthStyle {
-    Auto,
-    Fixed(ClientAuth),
-}
-
 enum Source {
     Discovered(Arc<Discovery>),
     Static(Arc<Endpoints>),
@@ -91,6 +86,7 @@ pub struct OidcIdentityProvider {
     pkce: bool,
     auth_style: AuthStyle,
     leeway: u64,
+    post_logout_redirect_uri: Option<Url>,
     mapping: Mapping,
     source: Source,
     http: Client,
@@ -103,37 +99,6 @@ impl std::fmt::Debug for OidcIdentityProvider {
             .field("name", &self.name)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
-    }
-}
-
-/// `openid` first and once, then the configured scopes in order without duplicates (spec §10 item 17).
-pub(crate) fn effective_scopes(configured: &[String]) -> Vec<String> {
-    let mut out = vec!["openid".to_owned()];
-    for s in configured {
-        if !out.contains(s) {
-            out.push(s.clone());
-        }
-    }
-    out
-}
-
-/// `clockSkew`: a number of seconds, or a duration string (`10s`, `1m`, `500ms`).
-fn clock_skew(options: &ProviderOptions) -> Result<Duration, ProviderError> {
-    match options.get_value("clockSkew") {
-        None | Some(Value::Null) => Ok(DEFAULT_CLOCK_SKEW),
-        Some(Value::Number(n)) => n.as_u64().map(Duration::from_secs).ok_or_else(|| {
-            ProviderError::misconfigured(
-                "option `clockSkew` must be a whole number of seconds or a duration like `30s`",
-            )
-        }),
-        Some(Value::String(s)) => humantime::parse_duration(s.trim()).map_err(|e| {
-            ProviderError::misconfigured(format!(
-                "option `clockSkew` is not a duration ({s:?}: {e})"
-            ))
-        }),
-        Some(_) => Err(ProviderError::misconfigured(
-            "option `clockSkew` must be a number of seconds or a duration like `30s`",
-        )),
     }
 }
 
@@ -150,25 +115,13 @@ impl OidcIdentityProvider {
             .get_secret("clientSecret")?
             .filter(|s| !s.is_empty());
         let redirect_url = options.require_url("redirectURL")?.to_string();
-        let scopes = effective_scopes(&options.get_str_list("scopes")?.unwrap_or_default());
+        let scopes =
+            options::effective_scopes(&options.get_str_list("scopes")?.unwrap_or_default());
         let get_user_info = options.get_bool("getUserInfo")?.unwrap_or(false);
         let insecure = options.get_bool("insecureSkipVerify")?.unwrap_or(false);
         let pkce = options.get_bool("pkce")?.unwrap_or(true);
-        let auth_style = match options
-            .get_str("clientAuthStyle")?
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("") | Some("auto") => AuthStyle::Auto,
-            Some("basic") => AuthStyle::Fixed(ClientAuth::Basic),
-            Some("body") => AuthStyle::Fixed(ClientAuth::RequestBody),
-            Some(other) => {
-                return Err(ProviderError::misconfigured(format!(
-                    "option `clientAuthStyle` must be `auto`, `basic` or `body`, found {other:?}"
-                )));
-            }
-        };
-        let leeway = clock_skew(options)?.as_secs();
+        let auth_style = options::auth_style(options)?;
+        let leeway = options::clock_skew(options)?.as_secs();
         let mapping = Mapping {
             email_key: options
                 .get_str("emailKey")?
@@ -184,7 +137,7 @@ impl OidcIdentityProvider {
                 .unwrap_or_else(|| "groups".into()),
             require_email_verified: options.get_bool("requireEmailVerified")?.unwrap_or(false),
         };
-        options.get_url("postLogoutRedirectURI")?;
+        let post_logout_redirect_uri = options.get_url("postLogoutRedirectURI")?;
         let configured = Configured {
             auth_url: options.get_url("endpoint.authURL")?,
             token_url: options.get_url("endpoint.tokenURL")?,
@@ -230,11 +183,30 @@ impl OidcIdentityProvider {
             pkce,
             auth_style,
             leeway,
+            post_logout_redirect_uri,
             mapping,
             source,
             http,
             public: options.public_map(),
         })
+    }
+
+    /// Where to send the browser to end the upstream session (RP-initiated logout, as KubeSphere 4.x does):
+    /// `end_session_endpoint` with `client_id`, `post_logout_redirect_uri` (when configured) and `id_token_hint`
+    /// (when given). `None` when the upstream has no end-session endpoint or discovery has not succeeded yet.
+    pub fn end_session_url(&self, id_token_hint: Option<&str>) -> Option<Url> {
+        let mut url = self.endpoints_now()?.end_session_url.clone()?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.client_id);
+            if let Some(r) = &self.post_logout_redirect_uri {
+                q.append_pair("post_logout_redirect_uri", r.as_str());
+            }
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
+            }
+        }
+        Some(url)
     }
 
     fn endpoints_now(&self) -> Option<Arc<Endpoints>> {

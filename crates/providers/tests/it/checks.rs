@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_idp::{CallbackRequest, OAuthProvider};
-use portcullis_test_upstreams::{FakeGitHub, FakeIdaas, Mode};
+use portcullis_test_upstreams::{FakeGitHub, FakeIdaas, FakeOAuth2, FakeUser, Flavor, Mode};
 use serde_json::{Value, json};
 
 use crate::support::{self, assert_upstream};
@@ -82,6 +82,42 @@ impl Fixture for Idaas {
         let f = &self.0;
         json!({"clientID": f.client_id(), "clientSecret": f.client_secret(),
                "redirectURL": "https://console.example/oauth/redirect/idaas", "pkce": true,
+               "endpoint": {"authURL": f.auth_url(), "tokenURL": f.token_url(), "userInfoURL": f.user_info_url()}})
+    }
+    fn set_token_mode(&self, mode: Mode) {
+        self.0.set_token_mode(mode)
+    }
+    fn set_api_mode(&self, mode: Mode) {
+        self.0.set_api_mode(mode)
+    }
+    fn deny_consent(&self) {
+        self.0.deny_consent()
+    }
+}
+
+/// The generic OAuth 2.0 provider against a Gitea-shaped fake, configured with the `endpoint.*` spelling and the
+/// default claim expressions only.
+pub struct Generic(pub FakeOAuth2);
+
+impl Fixture for Generic {
+    const TYPE: &'static str = "OAuth2IdentityProvider";
+    const USER_ID: &'static str = "7";
+    async fn start() -> Self {
+        let fake = FakeOAuth2::start(Flavor::Gitea).await;
+        fake.add_user(FakeUser {
+            id: 7,
+            login: "alice".into(),
+            name: "Alice".into(),
+            email: "alice@example.org".into(),
+            email_verified: true,
+            extra: Value::Null,
+        });
+        Generic(fake)
+    }
+    fn options(&self) -> Value {
+        let f = &self.0;
+        json!({"clientID": f.client_id(), "clientSecret": f.client_secret(),
+               "redirectURL": "https://console.example/oauth/redirect/gitea",
                "endpoint": {"authURL": f.auth_url(), "tokenURL": f.token_url(), "userInfoURL": f.user_info_url()}})
     }
     fn set_token_mode(&self, mode: Mode) {
@@ -257,6 +293,24 @@ provider_checks!(
 provider_checks!(
     idaas_checks,
     crate::checks::Idaas,
+    [
+        login_succeeds,
+        code_is_single_use,
+        made_up_code_is_bad_credentials,
+        pkce_verifier_is_checked,
+        user_denial_is_bad_credentials,
+        wrong_client_secret_is_misconfigured,
+        token_endpoint_failures_are_upstream,
+        user_endpoint_failures_are_upstream,
+        slow_upstream_times_out,
+        unreachable_upstream_is_upstream,
+        secrets_are_not_published,
+    ]
+);
+
+provider_checks!(
+    generic_checks,
+    crate::checks::Generic,
     [
         login_succeeds,
         code_is_single_use,

@@ -1,9 +1,15 @@
-//! Provider-level tests of the built-in providers against the fake upstreams of `portcullis-test-upstreams`.
-//! One test binary: `support` holds the helpers, `checks` the suite every built-in provider passes, the other
-//! modules the provider-specific behaviour.
+//! Provider-level tests of the built-in providers: against the in-process fakes of `portcullis-test-upstreams`
+//! (GitHub, IDaaS, generic OAuth 2.0) and against real servers the tests start themselves (oidc-provider, slapd,
+//! django-cas-server; installed by `crates/test-upstreams/peers/ci-install.sh`). One test binary: `support` holds
+//! the helpers, `checks` the suite every built-in OAuth provider with a fake passes, the other modules the
+//! provider-specific behaviour.
 
+mod cas;
 mod checks;
+mod generic;
 mod github;
 mod idaas;
+mod ldap;
+mod oidc;
 mod registry;
 mod support;

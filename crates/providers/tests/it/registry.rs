@@ -13,7 +13,12 @@ fn create_err(provider_type: &str, options: Value) -> ProviderError {
 
 #[test]
 fn missing_client_id_is_misconfigured() {
-    for t in ["GitHubIdentityProvider", "AliyunIDaaSProvider"] {
+    for t in [
+        "GitHubIdentityProvider",
+        "AliyunIDaaSProvider",
+        "OIDCIdentityProvider",
+        "OAuth2IdentityProvider",
+    ] {
         let e = create_err(t, json!({"clientSecret": "s"}));
         assert!(
             e.is_misconfigured() && e.to_string().contains("`clientID`"),
@@ -81,7 +86,18 @@ fn registry_types_and_alias() {
     let registry = portcullis_providers::builtin_registry(support::http());
     assert_eq!(
         registry.known_types(),
-        vec!["AliyunIDaaSProvider", "GitHubIdentityProvider"]
+        vec![
+            "AliyunIDaaSProvider",
+            "CASIdentityProvider",
+            "GitHubIdentityProvider",
+            "LDAPIdentityProvider",
+            "OAuth2IdentityProvider",
+            "OIDCIdentityProvider"
+        ]
+    );
+    assert_eq!(
+        registry.resolve("GenericOAuth2Provider"),
+        Some("OAuth2IdentityProvider")
     );
     assert_eq!(
         registry.resolve("AliyunIDaasProvider"),
@@ -104,7 +120,9 @@ fn registry_types_and_alias() {
     let text = e.to_string();
     assert!(
         e.is_misconfigured()
-            && text.contains("known types: AliyunIDaaSProvider, GitHubIdentityProvider"),
+            && text.contains(
+                "known types: AliyunIDaaSProvider, CASIdentityProvider, GitHubIdentityProvider"
+            ),
         "{text}"
     );
     assert!(

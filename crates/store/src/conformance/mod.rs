@@ -25,12 +25,14 @@ use crate::{
 
 mod federation;
 mod lockout;
+mod oidc;
 mod records;
 mod sessions;
 mod users;
 
 pub use federation::*;
 pub use lockout::*;
+pub use oidc::*;
 pub use records::*;
 pub use sessions::*;
 pub use users::*;
@@ -73,6 +75,10 @@ macro_rules! conformance_tests {
             linked_user_is_all_or_nothing,
             identity_rekey,
             federation_prune,
+            oidc_signing_keys_generate_once,
+            oidc_code_taken_once_and_replay_detected,
+            oidc_grants_and_consents,
+            oidc_prune,
         );
     };
     (@cases $harness:path; $($case:ident),+ $(,)?) => {

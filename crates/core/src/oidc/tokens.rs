@@ -1,0 +1,215 @@
+//! The token-management side of the provider: the client-credentials grant, introspection
+//! (RFC 7662), revocation (RFC 7009) and userinfo (OpenID Connect Core §5.3). All of them work on
+//! the ordinary sessions and tokens of the engine; nothing here mints a new kind of token.
+//!
+//! Client credentials: a confidential client gets an access token for the subject
+//! `client:<name>` (a user name can never contain `:`, so it cannot collide with a user, and
+//! Kubernetes RBAC can bind it like any user name through TokenReview), in a session bound to
+//! the client, and no refresh token.
+
+use portcullis_config::{GrantMethod, OAuthClient};
+use portcullis_store::{OidcGrant, User, UserState};
+use serde_json::{Value, json};
+
+use super::OidcError;
+use super::claims::Scopes;
+use super::codes::OidcTokens;
+use crate::engine::{Engine, RequestContext, random_id};
+use crate::tokens::{Claims, TokenError, TokenType};
+
+/// Prefix of the subject of client-credentials tokens.
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
+
+/// An RFC 7662 introspection answer (`{"active": false}` for anything not currently valid).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Introspection(pub Value);
+
+/// Scopes assumed for sessions that did not come from the code flow (ks-console logins): what
+/// KubeSphere 3.2's userinfo returned.
+const CONSOLE_SCOPES: &str = "openid profile email";
+
+impl Engine {
+    /// The client-credentials grant (RFC 6749 §4.4).
+    pub async fn client_credentials(
+        &self,
+        client: &OAuthClient,
+        scope: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<OidcTokens, OidcError> {
+        if client.secret.is_none() {
+            return Err(OidcError::UnauthorizedClient(
+                "client_credentials is only for confidential clients".into(),
+            ));
+        }
+        if client.grant_method == GrantMethod::Deny {
+            return Err(OidcError::UnauthorizedClient(
+                "this client may not obtain tokens".into(),
+            ));
+        }
+        let scopes = Scopes::parse(scope.unwrap_or(""));
+        if !client.scope_restrictions.is_empty()
+            && let Some(s) = scopes
+                .iter()
+                .find(|s| !client.scope_restrictions.iter().any(|r| r == s))
+        {
+            return Err(OidcError::InvalidScope(format!(
+                "scope {s:?} is not allowed for this client"
+            )));
+        }
+        let now = self.now_ms();
+        let subject = User {
+            name: format!("{CLIENT_SUBJECT_PREFIX}{}", client.name),
+            uid: String::new(),
+            email: None,
+            display_name: None,
+            groups: Vec::new(),
+            state: UserState::Active,
+            password_hash: None,
+            uninitialized: false,
+            created_at: now,
+            last_login_at: None,
+            password_changed_at: None,
+        };
+        let tokens = self
+            .issue_session_with(&subject, "", &client.name, ctx, random_id(), false)
+            .await?;
+        self.store
+            .put_oidc_grant(&OidcGrant {
+                session_id: tokens.session_id.clone(),
+                client_id: client.name.clone(),
+                user: subject.name.clone(),
+                scopes: scopes.to_string(),
+                auth_time: now,
+                auth_session: String::new(),
+                created_at: now,
+            })
+            .await?;
+        Ok(OidcTokens {
+            tokens,
+            id_token: None,
+            scope: scopes.to_string(),
+            refresh: false,
+        })
+    }
+
+    /// Verifies an access or refresh token (`hint` says which to try first) and checks a
+    /// refresh token is the current one of its session.
+    async fn live_token(&self, token: &str, hint: Option<&str>) -> Option<Claims> {
+        let order = if hint == Some("refresh_token") {
+            [TokenType::RefreshToken, TokenType::AccessToken]
+        } else {
+            [TokenType::AccessToken, TokenType::RefreshToken]
+        };
+        for kind in order {
+            match self.verify(token, kind).await {
+                Ok(c) if kind == TokenType::AccessToken => return Some(c),
+                Ok(c) => {
+                    let session = self.store.get_session(&c.sid).await.ok()??;
+                    let current =
+                        session.revoked_at.is_none() && c.r#gen == Some(session.refresh_generation);
+                    return current.then_some(c);
+                }
+                Err(TokenError::WrongType { .. }) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Token introspection (RFC 7662).
+    pub async fn introspect(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+    ) -> Result<Introspection, OidcError> {
+        let Some(c) = self.live_token(token, hint).await else {
+            return Ok(Introspection(json!({ "active": false })));
+        };
+        let mut out = json!({
+            "active": true,
+            "sub": c.sub,
+            "username": c.username,
+            "iat": c.iat,
+        });
+        if !c.iss.is_empty() {
+            out["iss"] = json!(c.iss);
+        }
+        if let Some(exp) = c.exp {
+            out["exp"] = json!(exp);
+        }
+        if !c.jti.is_empty() {
+            out["jti"] = json!(c.jti);
+        }
+        if c.token_type == TokenType::AccessToken {
+            out["token_type"] = json!("Bearer");
+        }
+        if !c.sid.is_empty()
+            && let Some(session) = self.store.get_session(&c.sid).await?
+            && !session.client_id.is_empty()
+        {
+            out["client_id"] = json!(session.client_id);
+            out["aud"] = json!(session.client_id);
+        }
+        if let Some(grant) = self.store.get_oidc_grant(&c.sid).await? {
+            out["scope"] = json!(grant.scopes);
+        }
+        Ok(Introspection(out))
+    }
+
+    /// Token revocation (RFC 7009): revokes the session of an access or refresh token issued to
+    /// `client`. Tokens that are invalid, unknown, already expired or of another client are left
+    /// alone; the answer does not say which (`Ok(false)`).
+    pub async fn revoke_token(&self, token: &str, client: &OAuthClient) -> Result<bool, OidcError> {
+        let Ok(claims) = self.inspect(token) else {
+            return Ok(false);
+        };
+        if !matches!(
+            claims.token_type,
+            TokenType::AccessToken | TokenType::RefreshToken
+        ) || claims.sid.is_empty()
+        {
+            return Ok(false);
+        }
+        let Some(session) = self.store.get_session(&claims.sid).await? else {
+            return Ok(false);
+        };
+        if session.client_id != client.name {
+            tracing::info!(
+                client = client.name,
+                "revocation of a token issued to another client ignored"
+            );
+            return Ok(false);
+        }
+        Ok(self.revoke_session(&session.id).await?)
+    }
+
+    /// The userinfo answer for an access token.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OidcError> {
+        let claims = self
+            .verify(access_token, TokenType::AccessToken)
+            .await
+            .map_err(|e| OidcError::InvalidToken(format!("the access token is not valid: {e}")))?;
+        let scopes = match self.store.get_oidc_grant(&claims.sid).await? {
+            Some(g) => Scopes::parse(&g.scopes),
+            None => Scopes::parse(CONSOLE_SCOPES),
+        };
+        if !scopes.has("openid") {
+            return Err(OidcError::InsufficientScope(
+                "the access token was not granted the openid scope".into(),
+            ));
+        }
+        let user = match self.store.get_user(&claims.username).await? {
+            Some(u) if u.state != UserState::Disabled => u,
+            _ => {
+                return Err(OidcError::InvalidToken(
+                    "the access token does not belong to an active user".into(),
+                ));
+            }
+        };
+        let mut out = json!({ "sub": user.name });
+        for (k, v) in self.claims_for(&user, &scopes).await? {
+            out[k] = v;
+        }
+        Ok(out)
+    }
+}
