@@ -26,6 +26,15 @@ pub struct PasswordLogin<'a> {
     pub login_type: &'a str,
 }
 
+/// Who checked the password.
+#[derive(Debug)]
+pub enum PasswordOutcome {
+    /// A local account (the caller issues the session).
+    Local(User),
+    /// A password-style provider (LDAP); the mapping already issued the tokens.
+    Provider(IssuedTokens),
+}
+
 const REASON_OK: &str = "authenticated successfully";
 
 impl Engine {
@@ -48,12 +57,17 @@ impl Engine {
     }
 
     /// Checks a password login and, when it succeeds, creates a session and issues tokens.
+    /// Password-style identity providers (LDAP) are tried first, in configuration order, as in
+    /// KubeSphere 3.x (except for `admin`); see [`Engine::authenticate_password`].
     pub async fn password_login(
         &self,
         req: &PasswordLogin<'_>,
         ctx: &RequestContext,
     ) -> Result<IssuedTokens, AuthError> {
-        let user = self.authenticate_password(req, ctx).await?;
+        let user = match self.authenticate_password(req, ctx).await? {
+            PasswordOutcome::Local(user) => user,
+            PasswordOutcome::Provider(tokens) => return Ok(tokens),
+        };
         let issued = self.issue_session(&user, "", req.client_id, ctx).await?;
         self.record(&user.name, req.login_type, "", ctx, true, REASON_OK)
             .await;
@@ -63,12 +77,61 @@ impl Engine {
         Ok(issued)
     }
 
-    /// Checks a password (lockout, hash, state) without issuing tokens. Records failures.
+    /// Tries the enabled password-style providers (LDAP) in configuration order. `Ok(Some)`
+    /// when one of them authenticated the person and the mapping logged them in; `Ok(None)` when
+    /// none did (bad credentials, unknown there, no linked account under `lookup`, or the
+    /// provider is down: an outage is logged and counted, and never blocks local accounts).
+    async fn try_password_providers(
+        &self,
+        req: &PasswordLogin<'_>,
+        ctx: &RequestContext,
+    ) -> Result<Option<IssuedTokens>, AuthError> {
+        use crate::federation::mapping::LoginPath;
+        use crate::federation::{FederatedLogin, FederationError};
+        let providers = self.providers();
+        for entry in providers.entries() {
+            if entry.config.disabled {
+                continue;
+            }
+            let Ok(portcullis_idp::Provider::Password(provider)) = &entry.provider else {
+                continue;
+            };
+            let identity = match provider.authenticate(req.login.trim(), req.password).await {
+                Ok(identity) => identity,
+                Err(e) if e.is_bad_credentials() => continue,
+                Err(e) => {
+                    tracing::warn!(provider = entry.name(), error = %e, "password provider unavailable; trying the next source");
+                    metrics::counter!("portcullis_upstream_errors_total", "provider" => entry.name().to_owned())
+                        .increment(1);
+                    continue;
+                }
+            };
+            let path = LoginPath::Console {
+                client_id: req.client_id,
+            };
+            match self.map_identity(entry, &identity, path, ctx).await {
+                Ok(FederatedLogin::LoggedIn { tokens, .. })
+                | Ok(FederatedLogin::PreRegistered(tokens)) => {
+                    return Ok(Some(tokens));
+                }
+                Ok(_) => continue,
+                // `lookup` without a link: the next source may know the person (KubeSphere 3.x).
+                Err(FederationError::Denied(_)) => continue,
+                Err(FederationError::AccountDisabled(_)) => return Err(AuthError::AccountDisabled),
+                Err(e) => return Err(AuthError::Internal(e.to_string())),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks a password: lockout slots first (account and address, reserved atomically), then
+    /// the password-style providers, then the local hash and state. Records failures. The
+    /// lockout covers provider logins too.
     pub async fn authenticate_password(
         &self,
         req: &PasswordLogin<'_>,
         ctx: &RequestContext,
-    ) -> Result<User, AuthError> {
+    ) -> Result<PasswordOutcome, AuthError> {
         let settings = self.settings();
         let login = req.login.trim();
         if login.is_empty() || req.password.is_empty() {
@@ -122,6 +185,19 @@ impl Engine {
             return Err(e);
         }
 
+        if !login.eq_ignore_ascii_case("admin") {
+            let outcome = self.try_password_providers(req, ctx).await;
+            if matches!(outcome, Ok(Some(_)) | Err(AuthError::AccountDisabled)) {
+                // The person proved the password to a provider: the slots are given back.
+                self.store.lockout_release(&user_key).await?;
+                self.store.lockout_release(&ip_key).await?;
+            }
+            match outcome {
+                Ok(Some(tokens)) => return Ok(PasswordOutcome::Provider(tokens)),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !verify_password(req.password, hash).await {
             let now = self.now_ms();
@@ -163,7 +239,7 @@ impl Engine {
             .await;
             return Err(AuthError::AccountDisabled);
         }
-        Ok(user)
+        Ok(PasswordOutcome::Local(user))
     }
 
     /// The refresh grant: a refresh token is good once. Presenting one that was already used

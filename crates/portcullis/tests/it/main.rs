@@ -5,5 +5,6 @@ mod common;
 mod core_flow;
 mod defaults;
 mod federation;
+mod ldap_login;
 mod oidc;
 mod replicas;
