@@ -203,3 +203,22 @@ fn check_config_reports_file_line_and_key() {
         stderr(&out)
     );
 }
+
+/// The seed document's example `authentication` block passes `check-config` as it is.
+#[test]
+fn seed_document_example_passes_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kubesphere.yaml");
+    std::fs::write(
+        &file,
+        "authentication:\n  authenticateRateLimiterMaxTries: 10\n  authenticateRateLimiterDuration: 10m0s\n  jwtSecret: '******'\n  oauthOptions:\n    accessTokenMaxAge: 1h\n    accessTokenInactivityTimeout: 30m\n    identityProviders:\n    - name: github\n      type: GitHubIdentityProvider\n      mappingMethod: auto\n      provider:\n        clientID: '******'\n        clientSecret: '******'\n        redirectURL: 'https://ks-console/oauth/redirect/github'\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("configuration is valid"));
+}
