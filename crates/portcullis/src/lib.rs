@@ -11,7 +11,7 @@
 //! # impl portcullis_idp::OAuthProviderFactory for GiteaFactory {
 //! #     fn provider_type(&self) -> &str { "GiteaIdentityProvider" }
 //! #     fn create(&self, _: &str, _: &portcullis_idp::ProviderOptions)
-//! #         -> Result<std::sync::Arc<dyn portcullis_idp::OAuthProvider>, portcullis_idp::ProviderError> { unimplemented!() }
+//! #         -> Result<std::sync::Arc<dyn portcullis_idp::OAuthProvider>, portcullis_idp::ProviderError> { Err(portcullis_idp::ProviderError::Misconfigured("example only".into())) }
 //! # }
 //! fn main() -> std::process::ExitCode {
 //!     portcullis::run(|registry| {
