@@ -156,6 +156,13 @@ pub struct IdentityProviderConfig {
     pub hidden: bool,
     /// `disabled` (4.x): not usable at all.
     pub disabled: bool,
+    /// `allowedGroups` (Portcullis): when not empty, only people the provider reports in at
+    /// least one of these groups (compared before `groupsPrefix` is applied) may log in.
+    pub allowed_groups: Vec<String>,
+    /// `groupsPrefix` (Portcullis): prepended to every group name the provider reports before
+    /// it reaches tokens and TokenReview (for example `github:`), so upstream groups cannot
+    /// collide with cluster groups. Empty by default; never `system:...`.
+    pub groups_prefix: String,
     /// `provider`: the free-form options map, keys in their original case.
     pub provider: serde_json::Map<String, serde_json::Value>,
     /// Key path of this entry, for messages (`authentication.oauthOptions.identityProviders[1]`).
@@ -177,6 +184,8 @@ impl std::fmt::Debug for IdentityProviderConfig {
             .field("display_name", &self.display_name)
             .field("hidden", &self.hidden)
             .field("disabled", &self.disabled)
+            .field("allowed_groups", &self.allowed_groups)
+            .field("groups_prefix", &self.groups_prefix)
             .field(
                 "provider",
                 &redacted(&serde_json::Value::Object(self.provider.clone())),

@@ -15,6 +15,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "displayName",
     "hidden",
     "disabled",
+    "allowedGroups",
+    "groupsPrefix",
     "provider",
 ];
 
@@ -113,6 +115,36 @@ fn read_one(
         .get("displayName")
         .and_then(|v| v.string(report))
         .filter(|s| !s.is_empty());
+    let allowed_groups = f
+        .get("allowedGroups")
+        .and_then(|v| v.strings(report))
+        .map(|items| {
+            let mut out: Vec<String> = Vec::with_capacity(items.len());
+            for (group, path, line) in items {
+                let group = group.trim().to_owned();
+                if group.is_empty() {
+                    report.error(line, &path, "a group name cannot be empty");
+                } else if !out.contains(&group) {
+                    out.push(group);
+                }
+            }
+            out
+        })
+        .unwrap_or_default();
+    let groups_prefix = f
+        .get("groupsPrefix")
+        .and_then(|v| v.string(report))
+        .unwrap_or_default();
+    if groups_prefix.starts_with("system:") {
+        report.error(
+            f.line_of("groupsPrefix"),
+            &f.key_path("groupsPrefix"),
+            format!(
+                "groupsPrefix {groups_prefix:?} would put upstream groups in Kubernetes' reserved \
+                 `system:` namespace; choose another prefix (for example \"github:\")"
+            ),
+        );
+    }
     let provider = match f.get("provider") {
         None => Map::new(),
         Some(v) => match &v.node.kind {
@@ -139,6 +171,8 @@ fn read_one(
         display_name,
         hidden,
         disabled,
+        allowed_groups,
+        groups_prefix,
         provider,
         path,
         line,

@@ -248,25 +248,34 @@ impl Engine {
         client_id: &str,
         ctx: &RequestContext,
     ) -> Result<IssuedTokens, AuthError> {
-        self.issue_session_with(user, provider, client_id, ctx, random_id(), true)
-            .await
+        self.issue_session_with(
+            user,
+            provider,
+            client_id,
+            ctx,
+            SessionSpec::login(Vec::new()),
+        )
+        .await
     }
 
-    /// [`Engine::issue_session`] with a session id chosen up front (an authorization code
-    /// reserves the id of the session its exchange creates) and `multipleLogin` applied only for
-    /// a login (`is_login`), not for a session derived from one (the OpenID Connect code flow).
+    /// [`Engine::issue_session`] with the session's id, kind and upstream groups chosen by the
+    /// caller (see [`SessionSpec`]).
     pub(crate) async fn issue_session_with(
         &self,
         user: &User,
         provider: &str,
         client_id: &str,
         ctx: &RequestContext,
-        id: String,
-        is_login: bool,
+        spec: SessionSpec,
     ) -> Result<IssuedTokens, AuthError> {
         let keys = self.keys.load();
         let now = self.now_ms();
         let (max_age, inactivity) = keys.settings.lifetimes(keys.settings.client(client_id));
+        let SessionSpec {
+            id,
+            is_login,
+            upstream_groups,
+        } = spec;
         let session = Session {
             id,
             user: user.name.clone(),
@@ -279,6 +288,7 @@ impl Engine {
             revoked_at: None,
             source_ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
+            upstream_groups,
         };
         self.store.create_session(&session).await?;
         if !keys.settings.multiple_login && is_login {
@@ -324,7 +334,7 @@ impl Engine {
             iat,
             exp: (max_age > 0).then(|| iat + max_age / 1000),
             extra,
-            groups: user.groups.clone(),
+            groups: token_groups(&user.groups, &session.upstream_groups),
             sid: session.id.clone(),
             jti: random_id(),
             uid: user.uid.clone(),
@@ -472,6 +482,42 @@ impl Engine {
     pub fn inspect(&self, token: &str) -> Result<Claims, TokenError> {
         self.keys.load().codec.decode_unchecked_time(token)
     }
+}
+
+/// What distinguishes one new session from another beyond its user and client.
+#[derive(Debug)]
+pub(crate) struct SessionSpec {
+    /// Its id: random for a login; chosen up front when an authorization code reserves the id
+    /// of the session its exchange creates.
+    pub id: String,
+    /// A login applies `multipleLogin`; a session derived from one (the OpenID Connect code
+    /// flow, client credentials) does not.
+    pub is_login: bool,
+    /// Groups the identity provider reported at login.
+    pub upstream_groups: Vec<String>,
+}
+
+impl SessionSpec {
+    /// A new login with a random id.
+    pub(crate) fn login(upstream_groups: Vec<String>) -> Self {
+        SessionSpec {
+            id: random_id(),
+            is_login: true,
+            upstream_groups,
+        }
+    }
+}
+
+/// The `groups` of a session's tokens: the user's own groups, then the groups the identity
+/// provider reported at login, without duplicates.
+fn token_groups(own: &[String], upstream: &[String]) -> Vec<String> {
+    let mut groups = own.to_vec();
+    for g in upstream {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
+    groups
 }
 
 /// Handles of the background jobs; aborts them on drop.

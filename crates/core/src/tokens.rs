@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 /// The kinds of token, with KubeSphere's `token_type` spelling.
@@ -107,10 +107,22 @@ pub enum TokenError {
 }
 
 /// Signs and verifies HS256 tokens with `jwtSecret`.
+///
+/// Signing goes through `jsonwebtoken`. Verification is done here in one pass, because it runs
+/// on every TokenReview and `jsonwebtoken` decodes and parses the claims twice: the header is
+/// checked to name exactly `HS256` (RFC 8725 §3.1: no `none`, no RS/HS confusion), the MAC is
+/// checked in constant time by aws-lc-rs over the exact signing input, and only then are the
+/// claims decoded, once.
 pub struct TokenCodec {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    mac_key: aws_lc_rs::hmac::Key,
+}
+
+/// The only JOSE header field verification reads.
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
 }
 
 impl std::fmt::Debug for TokenCodec {
@@ -124,21 +136,11 @@ impl TokenCodec {
     pub fn new(secret: &[u8]) -> Result<Self, crate::CoreError> {
         let encoding = EncodingKey::from_secret(secret)
             .map_err(|e| crate::CoreError::Internal(format!("invalid jwtSecret: {e}")))?;
-        let decoding = DecodingKey::from_secret(secret)
-            .map_err(|e| crate::CoreError::Internal(format!("invalid jwtSecret: {e}")))?;
         // Only HS256: KubeSphere issues nothing else with the shared secret, and accepting RS/ES
         // or `none` here would open algorithm confusion. Time claims are checked by us with the
-        // injected clock, not by the library.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        Ok(TokenCodec {
-            encoding,
-            decoding,
-            validation,
-        })
+        // injected clock.
+        let mac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        Ok(TokenCodec { encoding, mac_key })
     }
 
     /// Signs claims.
@@ -156,9 +158,7 @@ impl TokenCodec {
         now_ms: i64,
         skew_s: i64,
     ) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        let claims = data.claims;
+        let claims = self.decode_verified(token)?;
         let now_s = now_ms.div_euclid(1000);
         if let Some(exp) = claims.exp
             && now_s >= exp
@@ -179,9 +179,30 @@ impl TokenCodec {
 
     /// Decodes and checks only the signature (for `portcullis token inspect`).
     pub fn decode_unchecked_time(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|_| TokenError::Invalid)
+        self.decode_verified(token)
+    }
+
+    /// Checks the compact JWS (`header.payload.signature`, base64url without padding) and
+    /// returns its claims. Every failure is [`TokenError::Invalid`].
+    fn decode_verified(&self, token: &str) -> Result<Claims, TokenError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Invalid)?;
+        if payload.contains('.') {
+            return Err(TokenError::Invalid);
+        }
+        let header = b64.decode(header).map_err(|_| TokenError::Invalid)?;
+        let header: JoseHeader<'_> =
+            serde_json::from_slice(&header).map_err(|_| TokenError::Invalid)?;
+        if header.alg != "HS256" {
+            return Err(TokenError::Invalid);
+        }
+        let signature = b64.decode(signature).map_err(|_| TokenError::Invalid)?;
+        aws_lc_rs::hmac::verify(&self.mac_key, signing_input.as_bytes(), &signature)
+            .map_err(|_| TokenError::Invalid)?;
+        let payload = b64.decode(payload).map_err(|_| TokenError::Invalid)?;
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)
     }
 }
 
@@ -268,6 +289,58 @@ mod tests {
             c.verify(&format!("{h}.{p}."), TokenType::AccessToken, 1000, 0),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn tampering_and_confusion_refused() {
+        use base64::Engine as _;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let c = TokenCodec::new(b"secret").unwrap();
+        let t = c.sign(&claims(TokenType::AccessToken, 1000, None)).unwrap();
+        let (h, rest) = t.split_once('.').unwrap();
+        let (p, s) = rest.split_once('.').unwrap();
+        // Payload swapped for another user's, signature kept.
+        let forged = e.encode(br#"{"username":"admin","token_type":"access_token","iat":1000}"#);
+        assert_eq!(
+            c.verify(
+                &format!("{h}.{forged}.{s}"),
+                TokenType::AccessToken,
+                1_000_000,
+                0
+            ),
+            Err(TokenError::Invalid)
+        );
+        // HS512 and RS256 headers refused even with a matching MAC over the new input.
+        for alg in ["HS512", "RS256", "hs256", "none"] {
+            let h2 = e.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let input = format!("{h2}.{p}");
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"secret");
+            let mac = e.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref());
+            assert_eq!(
+                c.verify(
+                    &format!("{input}.{mac}"),
+                    TokenType::AccessToken,
+                    1_000_000,
+                    0
+                ),
+                Err(TokenError::Invalid),
+                "{alg}"
+            );
+        }
+        // Extra segments, padding, truncated signature.
+        for bad in [
+            format!("{t}.x"),
+            format!("{h}.{p}.{s}="),
+            format!("{h}.{p}.{}", &s[..s.len() - 2]),
+            format!("{h}.{p}"),
+            format!("{h}..{s}"),
+        ] {
+            assert_eq!(
+                c.verify(&bad, TokenType::AccessToken, 1_000_000, 0),
+                Err(TokenError::Invalid),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

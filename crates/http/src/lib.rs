@@ -8,6 +8,7 @@
 pub mod error;
 pub mod federated;
 mod health;
+mod http_metrics;
 pub mod kapis;
 mod kapis_users;
 pub mod login_pages;
@@ -52,6 +53,8 @@ struct Inner {
     config: ArcSwap<Config>,
     metrics: Option<PrometheusHandle>,
     providers: ArcSwap<Option<Arc<ProviderDirectory>>>,
+    http_metrics: http_metrics::HttpMetrics,
+    token_review_metrics: http_metrics::TokenReviewMetrics,
 }
 
 impl AppState {
@@ -63,6 +66,8 @@ impl AppState {
                 config: ArcSwap::from_pointee(config),
                 metrics,
                 providers: ArcSwap::from_pointee(None),
+                http_metrics: http_metrics::HttpMetrics::default(),
+                token_review_metrics: http_metrics::TokenReviewMetrics::new(),
             }),
         }
     }
@@ -96,6 +101,10 @@ impl AppState {
             .and_then(|d| d(name))
     }
 
+    pub(crate) fn token_review_metrics(&self) -> &http_metrics::TokenReviewMetrics {
+        &self.inner.token_review_metrics
+    }
+
     pub(crate) fn trusted_proxies(&self) -> Vec<IpNet> {
         self.inner.config.load().portcullis.trusted_proxies.clone()
     }
@@ -126,6 +135,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // The verification and probe endpoints log nothing per request and run thousands
+                // of times a second: no span for them (a span costs a formatted allocation).
+                if http_metrics::is_hot_path(req.uri().path()) {
+                    return tracing::Span::none();
+                }
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                 // The path only, never the query: query strings can carry codes and tokens.
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
@@ -167,24 +181,16 @@ async fn not_found() -> Response {
     error::ApiError::status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint").into_response()
 }
 
-async fn record_metrics(State(_state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let start = Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("portcullis_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    // Latency only for the slow paths worth watching; a histogram sample on every
-    // TokenReview costs more than the review itself.
-    if route != "/oauth/authenticate" {
-        metrics::histogram!("portcullis_http_request_duration_seconds", "route" => route)
-            .record(start.elapsed().as_secs_f64());
-    }
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    state
+        .inner
+        .http_metrics
+        .record(route, &method, resp.status(), start.elapsed());
     resp
 }
 

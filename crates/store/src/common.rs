@@ -94,7 +94,7 @@ macro_rules! record_columns {
 }
 macro_rules! session_columns {
     () => {
-        "id, user_name, client_id, provider, created_at, expires_at, last_seen_at, refresh_generation, revoked_at, source_ip, user_agent"
+        "id, user_name, client_id, provider, created_at, expires_at, last_seen_at, refresh_generation, revoked_at, source_ip, user_agent, upstream_groups"
     };
 }
 pub(crate) use {link_columns, record_columns, session_columns, user_columns};
@@ -160,6 +160,7 @@ pub(crate) fn session_from_row(r: &impl RowExt) -> StoreResult<Session> {
         revoked_at: r.opt_int("revoked_at")?,
         source_ip: r.text("source_ip")?,
         user_agent: r.text("user_agent")?,
+        upstream_groups: groups_from_json(&r.text("upstream_groups")?, "session")?,
     })
 }
 
@@ -183,6 +184,12 @@ pub(crate) fn apply_update(user: &mut User, update: &UserUpdate) {
 }
 
 /// The stored form of a group list.
+/// Reads a JSON array of group names (`what` names the row kind in the error).
+pub(crate) fn groups_from_json(text: &str, what: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("upstream groups of a {what}: {e}")))
+}
+
 pub(crate) fn groups_json(groups: &[String]) -> String {
     serde_json::Value::from(groups).to_string()
 }

@@ -132,6 +132,9 @@ pub struct Session {
     pub source_ip: String,
     /// User agent at login.
     pub user_agent: String,
+    /// Groups the identity provider reported at login (after `allowedGroups` and
+    /// `groupsPrefix`); the session's tokens carry them beside the user's own groups.
+    pub upstream_groups: Vec<String>,
 }
 
 /// One entry of the revocation log: every server polls it to learn about revocations made elsewhere.

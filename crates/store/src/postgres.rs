@@ -40,6 +40,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "oidc",
         include_str!("../migrations/postgres/0003_oidc.sql"),
     ),
+    (
+        4,
+        "upstream_groups",
+        include_str!("../migrations/postgres/0004_upstream_groups.sql"),
+    ),
 ];
 
 /// Connections per server.
@@ -536,7 +541,7 @@ impl SessionStore for PostgresStore {
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&s.id)
         .bind(&s.user)
@@ -549,6 +554,7 @@ impl SessionStore for PostgresStore {
         .bind(s.revoked_at)
         .bind(&s.source_ip)
         .bind(&s.user_agent)
+        .bind(crate::common::groups_json(&s.upstream_groups))
         .execute(&self.pool)
         .await
         .map_err(|e| match common::unique_violation(&e) {

@@ -43,6 +43,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "oidc",
         include_str!("../migrations/sqlite/0003_oidc.sql"),
     ),
+    (
+        4,
+        "upstream_groups",
+        include_str!("../migrations/sqlite/0004_upstream_groups.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.
@@ -547,7 +552,7 @@ impl SessionStore for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&s.id)
         .bind(&s.user)
@@ -560,6 +565,7 @@ impl SessionStore for SqliteStore {
         .bind(s.revoked_at)
         .bind(&s.source_ip)
         .bind(&s.user_agent)
+        .bind(crate::common::groups_json(&s.upstream_groups))
         .execute(&self.writer)
         .await
         .map_err(|e| match common::unique_violation(&e) {

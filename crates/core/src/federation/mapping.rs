@@ -110,6 +110,11 @@ impl Engine {
     ) -> Result<FederatedLogin, FederationError> {
         let name = entry.name();
         let subject = format!("{name}:{}", identity.user_id());
+        // Groups first: a person outside `allowedGroups` gets no user, link or registration.
+        let identity = &match super::groups::apply_group_policy(entry, identity) {
+            Ok(mapped) => mapped,
+            Err(e) => return Err(self.federation_failure(name, &subject, ctx, e, None).await),
+        };
         let link = match self.find_link(name, identity).await {
             Ok(link) => link,
             Err(e) => {
@@ -120,7 +125,7 @@ impl Engine {
         };
         if let Some(link) = link {
             return self
-                .login_linked(name, &link.user, path.client_id(), ctx)
+                .login_linked(name, &link.user, &identity.groups, path.client_id(), ctx)
                 .await;
         }
         match entry.config.mapping_method {
@@ -225,6 +230,7 @@ impl Engine {
         &self,
         provider: &str,
         user_name: &str,
+        upstream_groups: &[String],
         client_id: &str,
         ctx: &RequestContext,
     ) -> Result<FederatedLogin, FederationError> {
@@ -244,13 +250,15 @@ impl Engine {
                     .await);
             }
         };
-        self.login_user(provider, user, client_id, false, ctx).await
+        self.login_user(provider, user, upstream_groups, client_id, false, ctx)
+            .await
     }
 
     pub(crate) async fn login_user(
         &self,
         provider: &str,
         user: User,
+        upstream_groups: &[String],
         client_id: &str,
         created: bool,
         ctx: &RequestContext,
@@ -264,7 +272,16 @@ impl Engine {
                 .federation_failure(provider, &user.name, ctx, e, Some("account is disabled"))
                 .await);
         }
-        let tokens = match self.issue_session(&user, provider, client_id, ctx).await {
+        let issued = self
+            .issue_session_with(
+                &user,
+                provider,
+                client_id,
+                ctx,
+                crate::engine::SessionSpec::login(upstream_groups.to_vec()),
+            )
+            .await;
+        let tokens = match issued {
             Ok(t) => t,
             Err(e) => {
                 return Err(self

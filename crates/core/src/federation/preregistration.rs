@@ -72,6 +72,7 @@ impl Engine {
             revoked_at: None,
             source_ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
+            upstream_groups: identity.groups.clone(),
         };
         self.store.create_session(&session).await?;
         self.activity.mark(&sid, now);
@@ -203,7 +204,9 @@ impl Engine {
                 email.map(str::trim).filter(|e| !e.is_empty()),
             )
             .await?;
-        let login = self.login_user(&reg.provider, user, "", true, ctx).await?;
+        let login = self
+            .login_user(&reg.provider, user, &reg.upstream_groups, "", true, ctx)
+            .await?;
         Ok(ConfirmedRegistration {
             login,
             return_to: reg.return_to,
@@ -294,7 +297,13 @@ impl Engine {
             return Err(invalid("the refresh token has been revoked"));
         }
         let tokens = self
-            .issue_session(&user, idp, &session.client_id, &ctx)
+            .issue_session_with(
+                &user,
+                idp,
+                &session.client_id,
+                &ctx,
+                crate::engine::SessionSpec::login(session.upstream_groups.clone()),
+            )
             .await?;
         self.record(
             &user.name,

@@ -64,9 +64,12 @@ impl Engine {
     ) -> Result<FederatedLogin, FederationError> {
         let subject = format!("{provider}:{}", identity.user_id());
         match self.create_auto_user(provider, identity).await {
-            Ok(Ok(user)) => self.login_user(provider, user, client_id, true, ctx).await,
+            Ok(Ok(user)) => {
+                self.login_user(provider, user, &identity.groups, client_id, true, ctx)
+                    .await
+            }
             Ok(Err(linked_to)) => {
-                self.login_linked(provider, &linked_to, client_id, ctx)
+                self.login_linked(provider, &linked_to, &identity.groups, client_id, ctx)
                     .await
             }
             Err(e) => Err(self
@@ -174,6 +177,7 @@ impl Engine {
             return_to,
             created_at: now,
             expires_at: now + REGISTRATION_TTL_MS,
+            upstream_groups: identity.groups.clone(),
         };
         self.store.create_registration(&reg).await?;
         Ok(reg)

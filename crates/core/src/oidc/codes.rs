@@ -141,13 +141,13 @@ impl Engine {
             _ => return Err(invalid("the user no longer exists or is disabled")),
         };
         let login = self.store.get_session(&code.auth_session).await?;
-        let provider = match login {
+        let (provider, upstream_groups) = match login {
             Some(s)
                 if s.revoked_at.is_none()
                     && s.expires_at.is_none_or(|e| e > now)
                     && !self.revocations.is_revoked(&s.id) =>
             {
-                s.provider
+                (s.provider, s.upstream_groups)
             }
             _ => return Err(invalid("the login session behind this code has ended")),
         };
@@ -157,8 +157,11 @@ impl Engine {
                 &provider,
                 &x.client.name,
                 ctx,
-                code.session_id.clone(),
-                false,
+                crate::engine::SessionSpec {
+                    id: code.session_id.clone(),
+                    is_login: false,
+                    upstream_groups,
+                },
             )
             .await?;
         let scopes = Scopes::parse(&code.scopes);

@@ -71,7 +71,17 @@ impl Engine {
             password_changed_at: None,
         };
         let tokens = self
-            .issue_session_with(&subject, "", &client.name, ctx, random_id(), false)
+            .issue_session_with(
+                &subject,
+                "",
+                &client.name,
+                ctx,
+                crate::engine::SessionSpec {
+                    id: random_id(),
+                    is_login: false,
+                    upstream_groups: Vec::new(),
+                },
+            )
             .await?;
         self.store
             .put_oidc_grant(&OidcGrant {

@@ -12,6 +12,8 @@ fn ldap_config(host: &str) -> String {
     - name: corp-ldap
       type: LDAPIdentityProvider
       mappingMethod: auto
+      allowedGroups: [developers]
+      groupsPrefix: "ldap:"
       provider:
         host: {host}
         managerDN: "{ADMIN_DN}"
@@ -35,13 +37,22 @@ async fn ldap_password_login_lockout_and_outage() {
     let server = start(Some(ldap_config(&slapd.host_port())), &b);
     add_user(&server, &["local", "--password", "local-Passw0rd"]);
 
-    // First LDAP login creates the user (auto mapping). (Passing the LDAP groups on to the
-    // token is not done yet: issue 5 item 5.)
+    // First LDAP login creates the user (auto mapping); the LDAP groups (memberOf) reach the
+    // token and TokenReview with the provider's prefix.
     let (status, _, body) = password_login(&server, "alice", "alicepw").await;
     assert_eq!(status, 200, "{body}");
     let st = review(&server, body["access_token"].as_str().unwrap()).await;
     assert_eq!(st["user"]["username"], "alice");
     assert_eq!(st["user"]["extra"]["email"][0], "alice@example.org");
+    let mut groups: Vec<String> = serde_json::from_value(st["user"]["groups"].clone()).unwrap();
+    groups.sort();
+    assert_eq!(groups, ["ldap:admins", "ldap:developers"], "{st}");
+    // twin1 has the right password but is in no allowed group: refused like a wrong password,
+    // and no user is created.
+    let (status, _, body) = password_login(&server, "twin1", "twinpw").await;
+    assert_eq!(status, 400, "{body}");
+    let out = server.cli(&["user", "show", "twin1"]).unwrap();
+    assert!(!out.status.success(), "no user was created for twin1");
     // Repeat login finds the link; no second user.
     assert_eq!(password_login(&server, "alice", "alicepw").await.0, 200);
     let out = server

@@ -31,6 +31,7 @@ fn registration(id: &str, uid: &str, expires_at: i64) -> PendingRegistration {
         return_to: None,
         created_at: 1_000,
         expires_at,
+        upstream_groups: vec!["dev".to_owned()],
     }
 }
 

@@ -161,6 +161,7 @@ fn session(id: &str, user: &str, created_at: i64, expires_at: Option<i64>) -> Se
         revoked_at: None,
         source_ip: "10.0.0.2".to_owned(),
         user_agent: "Mozilla/5.0".to_owned(),
+        upstream_groups: Vec::new(),
     }
 }
 

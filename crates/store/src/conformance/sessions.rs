@@ -11,6 +11,7 @@ pub async fn session_create_get_list(store: Arc<dyn Store>) {
     let s2 = Session {
         provider: "github".into(),
         refresh_generation: 4,
+        upstream_groups: vec!["github:acme".into(), "github:acme/platform".into()],
         ..session("s2", "alice", 200, None)
     };
     let s3 = session("s3", "alice", 300, Some(500));

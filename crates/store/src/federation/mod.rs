@@ -72,6 +72,9 @@ pub struct PendingRegistration {
     pub created_at: UnixMillis,
     /// After this the registration is refused.
     pub expires_at: UnixMillis,
+    /// Groups the provider reported (after `allowedGroups` and `groupsPrefix`), for the first
+    /// session of the confirmed user.
+    pub upstream_groups: Vec<String>,
 }
 
 impl std::fmt::Debug for PendingRegistration {
@@ -138,11 +141,11 @@ const TAKE_LOGIN_STATE: &str = "DELETE FROM login_states WHERE id = $1 \
      RETURNING id, provider, pkce_verifier, nonce, return_to, created_at, expires_at";
 
 const INSERT_REGISTRATION: &str = "INSERT INTO pending_registrations (id, provider, upstream_uid, upstream_username, \
-     upstream_email, proposed_name, proposed_email, csrf_token, return_to, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+     upstream_email, proposed_name, proposed_email, csrf_token, return_to, created_at, expires_at, upstream_groups) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 const SELECT_REGISTRATION: &str = "SELECT id, provider, upstream_uid, upstream_username, upstream_email, proposed_name, \
-     proposed_email, csrf_token, return_to, created_at, expires_at FROM pending_registrations \
+     proposed_email, csrf_token, return_to, created_at, expires_at, upstream_groups FROM pending_registrations \
      WHERE id = $1 AND expires_at > $2";
 
 const CONSUME_REGISTRATION: &str = "DELETE FROM pending_registrations WHERE id = $1 AND expires_at > $2 \
@@ -176,6 +179,10 @@ fn registration_from_row(r: &impl RowExt) -> StoreResult<PendingRegistration> {
         return_to: r.opt_text("return_to")?,
         created_at: r.int("created_at")?,
         expires_at: r.int("expires_at")?,
+        upstream_groups: crate::common::groups_from_json(
+            &r.text("upstream_groups")?,
+            "pending registration",
+        )?,
     })
 }
 

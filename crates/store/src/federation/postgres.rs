@@ -50,6 +50,7 @@ impl FederationStore for PostgresStore {
             .bind(&r.return_to)
             .bind(r.created_at)
             .bind(r.expires_at)
+            .bind(crate::common::groups_json(&r.upstream_groups))
             .execute(&self.pool)
             .await
             .map_err(|e| unique_or(e, || "registration already exists".into()))?;

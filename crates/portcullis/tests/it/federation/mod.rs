@@ -9,6 +9,7 @@
 mod browser;
 mod console;
 mod failures;
+mod groups;
 mod harness;
 mod links;
 mod pages;
