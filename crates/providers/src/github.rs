@@ -8,6 +8,16 @@
 //! * when `/user` has no public e-mail, the primary *verified* address of `/user/emails` is used (needs the
 //!   `user:email` or `user` scope; without it the identity simply has no e-mail);
 //! * HTTP statuses, HTML and malformed JSON are errors, never an identity with empty fields.
+//!
+//! Groups (an extension; KubeSphere's GitHub provider has none): option `groups` is `none` (the default: no extra
+//! API call), `orgs`, `teams` or `orgsAndTeams`. Organisations become groups named by their `login` (from
+//! `/user/orgs`), teams groups named `<org login>/<team slug>` (from `/user/teams`), organisations first, each in
+//! GitHub's order, without duplicates. Both lists are read beside `endpoint.userInfoURL` (so
+//! `https://ghe.example/api/v3/user/orgs` on GitHub Enterprise), 100 entries a page through GitHub's `Link`
+//! pagination, at most 20 pages. The token needs the `read:org` scope: when `groups` is set and a list cannot be
+//! read (refused for lack of scope, 5xx, HTML, malformed), the login fails with an upstream error naming the
+//! endpoint and the scope, because an allow-list on groups must not see an empty membership (fail closed). See
+//! the `groups` module.
 
 use std::sync::Arc;
 
@@ -22,6 +32,11 @@ use url::Url;
 
 use crate::http::{self, excerpt, string_field};
 use crate::oauth2_client::{ClientAuth, OAuth2Client};
+
+mod groups;
+
+use groups::{GroupSource, Groups};
+pub use groups::{MAX_PAGES, PER_PAGE};
 
 /// Default `endpoint.authURL`.
 pub const DEFAULT_AUTH_URL: &str = "https://github.com/login/oauth/authorize";
@@ -52,7 +67,8 @@ impl OAuthProviderFactory for GitHubFactory {
     }
 
     /// Options: `clientID` and `clientSecret` (required), `redirectURL` (optional: GitHub then uses the app's
-    /// registered callback), `scopes`, `insecureSkipVerify`, `endpoint.authURL|tokenURL|userInfoURL`.
+    /// registered callback), `scopes`, `insecureSkipVerify`, `endpoint.authURL|tokenURL|userInfoURL`, `groups`
+    /// (`none`, `orgs`, `teams`, `orgsAndTeams`).
     fn create(
         &self,
         name: &str,
@@ -70,6 +86,7 @@ pub struct GitHubIdentityProvider {
     oauth: OAuth2Client,
     user_info_url: Url,
     emails_url: Url,
+    groups: Groups,
     http: Client,
     public: Map<String, Value>,
 }
@@ -99,7 +116,8 @@ impl GitHubIdentityProvider {
         let auth_url = url("endpoint.authURL", DEFAULT_AUTH_URL)?;
         let token_url = url("endpoint.tokenURL", DEFAULT_TOKEN_URL)?;
         let user_info_url = url("endpoint.userInfoURL", DEFAULT_USER_INFO_URL)?;
-        let emails_url = emails_url_beside(&user_info_url);
+        let emails_url = url_beside(&user_info_url, "emails");
+        let groups = Groups::new(GroupSource::from_options(options)?, &user_info_url, &scopes);
 
         let mut public = options.public_map();
         public.retain(|k, _| !k.eq_ignore_ascii_case("endpoint"));
@@ -126,6 +144,7 @@ impl GitHubIdentityProvider {
             oauth,
             user_info_url,
             emails_url,
+            groups,
             http,
             public,
         })
@@ -183,11 +202,11 @@ impl GitHubIdentityProvider {
     }
 }
 
-/// `/user/emails` beside the configured `userInfoURL`: `https://api.github.com/user` → `.../user/emails`,
+/// `/user/<leaf>` beside the configured `userInfoURL`: `https://api.github.com/user` → `.../user/emails`,
 /// `https://ghe.example/api/v3/user` → `.../api/v3/user/emails`.
-fn emails_url_beside(user_info: &Url) -> Url {
+fn url_beside(user_info: &Url, leaf: &str) -> Url {
     let mut url = user_info.clone();
-    let path = format!("{}/emails", url.path().trim_end_matches('/'));
+    let path = format!("{}/{leaf}", url.path().trim_end_matches('/'));
     url.set_path(&path);
     url.set_query(None);
     url
@@ -258,6 +277,9 @@ impl OAuthProvider for GitHubIdentityProvider {
                 }
             }
         }
+        for group in self.groups.fetch(self, token).await? {
+            identity = identity.with_group(group);
+        }
         Ok(identity)
     }
 
@@ -272,7 +294,7 @@ mod tests {
 
     #[test]
     fn emails_url_sits_beside_user_info() {
-        let u = |s: &str| emails_url_beside(&Url::parse(s).unwrap()).to_string();
+        let u = |s: &str| url_beside(&Url::parse(s).unwrap(), "emails").to_string();
         assert_eq!(
             u("https://api.github.com/user"),
             "https://api.github.com/user/emails"

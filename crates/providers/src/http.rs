@@ -73,6 +73,8 @@ pub(crate) struct Answer {
     pub status: StatusCode,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The response headers (GitHub's pagination travels in `Link`).
+    pub headers: header::HeaderMap,
 }
 
 impl Answer {
@@ -129,6 +131,7 @@ pub(crate) async fn send(request: RequestBuilder, what: &str) -> Result<Answer, 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let headers = response.headers().clone();
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -146,6 +149,7 @@ pub(crate) async fn send(request: RequestBuilder, what: &str) -> Result<Answer, 
         status,
         content_type,
         body,
+        headers,
     })
 }
 

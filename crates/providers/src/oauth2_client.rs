@@ -243,6 +243,7 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             content_type: ct.into(),
             body: body.as_bytes().to_vec(),
+            headers: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@ mod cas;
 mod checks;
 mod generic;
 mod github;
+mod github_groups;
 mod idaas;
 mod ldap;
 mod oidc;

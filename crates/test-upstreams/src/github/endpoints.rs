@@ -1,4 +1,5 @@
-//! The fake GitHub's HTTP endpoints: OAuth (`/login/oauth/*`) and REST (`/user`, `/user/emails`).
+//! The fake GitHub's HTTP endpoints: OAuth (`/login/oauth/*`) and REST (`/user`, `/user/emails`); the group
+//! lists are in `groups`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use crate::common::{self, Grant, Mode};
 
 const DOCS: &str = "https://docs.github.com/rest";
 
-type St = State<Arc<Mutex<GhState>>>;
+pub(super) type St = State<Arc<Mutex<GhState>>>;
 
 pub(super) async fn authorize(
     State(state): St,
@@ -203,17 +204,31 @@ fn token_answer(wants_json: bool, fields: &[(&str, &str)]) -> Response {
     }
 }
 
-/// Common checks of the REST API: mode, `User-Agent`, token. `Ok` carries the user and the token's scopes.
-async fn api_user(
+/// Which failure mode an API endpoint obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ModeOf {
+    /// `/user`, `/user/emails`.
+    User,
+    /// `/user/orgs`, `/user/teams`.
+    Groups,
+}
+
+/// Common checks of the REST API: records the request (with its `query` parameters), applies the mode, checks
+/// `User-Agent` and the token. `Ok` carries the user and the token's scopes.
+pub(super) async fn api_user(
     state: &Mutex<GhState>,
     path: &str,
+    query: BTreeMap<String, String>,
     headers: &HeaderMap,
+    mode_of: ModeOf,
 ) -> Result<(User, Vec<String>, Mode), Response> {
     let mode = {
         let mut s = lock(state);
-        s.requests
-            .push(common::record("GET", path, headers, BTreeMap::new()));
-        s.api_mode
+        s.requests.push(common::record("GET", path, headers, query));
+        match mode_of {
+            ModeOf::User => s.api_mode,
+            ModeOf::Groups => s.groups_mode,
+        }
     };
     if let Some(resp) = common::failure(mode).await {
         return Err(resp);
@@ -253,7 +268,8 @@ pub(super) async fn user(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let (u, _, mode) = match api_user(&state, uri.path(), &headers).await {
+    let (u, _, mode) = match api_user(&state, uri.path(), query(&uri), &headers, ModeOf::User).await
+    {
         Ok(found) => found,
         Err(resp) => return resp,
     };
@@ -276,10 +292,11 @@ pub(super) async fn emails(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let (u, scopes, _) = match api_user(&state, uri.path(), &headers).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
+    let (u, scopes, _) =
+        match api_user(&state, uri.path(), query(&uri), &headers, ModeOf::User).await {
+            Ok(found) => found,
+            Err(resp) => return resp,
+        };
     if !scopes.iter().any(|s| s == "user" || s == "user:email") {
         return common::json(
             StatusCode::NOT_FOUND,
@@ -303,4 +320,9 @@ pub(super) async fn emails(
         })
         .collect();
     common::json(StatusCode::OK, Value::Array(list))
+}
+
+/// The query parameters of a request URI.
+pub(super) fn query(uri: &axum::http::Uri) -> BTreeMap<String, String> {
+    common::params(uri.query(), b"")
 }

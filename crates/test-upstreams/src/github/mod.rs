@@ -12,6 +12,14 @@
 //! * `GET /user` and `GET /user/emails` (also under `/api/v3`, as on GitHub Enterprise) need a `User-Agent`
 //!   (403 without) and `Authorization: Bearer` or `token`; `email` is `null` for a private address;
 //!   `/user/emails` needs the `user` or `user:email` scope (404 otherwise).
+//! * `GET /user/orgs` and `GET /user/teams` (also under `/api/v3`) list the user's organisations and teams set
+//!   with [`FakeGitHub::set_orgs`] and [`FakeGitHub::set_teams`], in the order given, in GitHub's documented shapes
+//!   (organisation: `login`, `id`, `node_id`, `url`, ...; team: `id`, `slug`, `name`, ..., `organization: {login,
+//!   ...}`). They need a token granted `read:org` (or, as GitHub documents, `write:org`, `admin:org`, `user`; for
+//!   teams also `repo`), 403 with GitHub's JSON message otherwise (the orgs message is GitHub's; GitHub does not
+//!   document the teams one, so it is an assumption). Pagination as GitHub: `per_page` (default 30, at most 100)
+//!   and `page` (default 1) query parameters, and a `Link` header with `prev`, `next`, `last` and `first`
+//!   relations on the request's own host. Their failure mode is set with [`FakeGitHub::set_groups_mode`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,8 +30,10 @@ use axum::routing::{get, post};
 use crate::common::{Codes, Grant, Mode, RecordedRequest, Server};
 
 mod endpoints;
+mod groups;
 
 use endpoints::{access_token, authorize, emails, user};
+use groups::{orgs, teams};
 
 /// A GitHub account known to the fake.
 #[derive(Debug, Clone)]
@@ -33,6 +43,8 @@ struct User {
     name: Option<String>,
     email: Option<String>,
     emails: Vec<(String, bool, bool)>,
+    orgs: Vec<String>,
+    teams: Vec<(String, String)>,
 }
 
 /// Who "logs in" at the next authorization.
@@ -53,6 +65,7 @@ struct GhState {
     tokens: BTreeMap<String, (u64, Vec<String>)>,
     token_mode: Mode,
     api_mode: Mode,
+    groups_mode: Mode,
     requests: Vec<RecordedRequest>,
 }
 
@@ -77,11 +90,14 @@ impl FakeGitHub {
             tokens: BTreeMap::new(),
             token_mode: Mode::Normal,
             api_mode: Mode::Normal,
+            groups_mode: Mode::Normal,
             requests: Vec::new(),
         }));
         let api = Router::new()
             .route("/user", get(user))
-            .route("/user/emails", get(emails));
+            .route("/user/emails", get(emails))
+            .route("/user/orgs", get(orgs))
+            .route("/user/teams", get(teams));
         let router = Router::new()
             .route("/login/oauth/authorize", get(authorize))
             .route("/login/oauth/access_token", post(access_token))
@@ -153,6 +169,8 @@ impl FakeGitHub {
             name: None,
             email: email.map(str::to_owned),
             emails,
+            orgs: Vec::new(),
+            teams: Vec::new(),
         };
         self.lock().users.insert(id, user);
     }
@@ -168,6 +186,22 @@ impl FakeGitHub {
             u.login = new_login.into();
         }
     }
+    /// Sets the organisations user `id` belongs to (their `login`s), listed by `/user/orgs` in this order.
+    pub fn set_orgs(&self, id: u64, orgs: &[&str]) {
+        if let Some(u) = self.lock().users.get_mut(&id) {
+            u.orgs = orgs.iter().map(|o| (*o).to_owned()).collect();
+        }
+    }
+    /// Sets the teams user `id` belongs to as `(organisation login, team slug)`, listed by `/user/teams` in this
+    /// order.
+    pub fn set_teams(&self, id: u64, teams: &[(&str, &str)]) {
+        if let Some(u) = self.lock().users.get_mut(&id) {
+            u.teams = teams
+                .iter()
+                .map(|(o, t)| ((*o).to_owned(), (*t).to_owned()))
+                .collect();
+        }
+    }
     /// From now on, authorizations without a `login_as` parameter log in as user `id`.
     pub fn login_as(&self, id: u64) {
         self.lock().consent = Some(Consent::User(id));
@@ -176,19 +210,26 @@ impl FakeGitHub {
     pub fn deny_consent(&self) {
         self.lock().consent = Some(Consent::Deny);
     }
-    /// Sets the mode of the token endpoint and of the user API.
+    /// Sets the mode of the token endpoint and of the whole user API.
     pub fn set_mode(&self, mode: Mode) {
         let mut s = self.lock();
         s.token_mode = mode;
         s.api_mode = mode;
+        s.groups_mode = mode;
     }
     /// Sets the mode of the token endpoint only.
     pub fn set_token_mode(&self, mode: Mode) {
         self.lock().token_mode = mode;
     }
-    /// Sets the mode of `/user` and `/user/emails` only.
+    /// Sets the mode of the whole user API: `/user`, `/user/emails`, `/user/orgs`, `/user/teams`.
     pub fn set_api_mode(&self, mode: Mode) {
-        self.lock().api_mode = mode;
+        let mut s = self.lock();
+        s.api_mode = mode;
+        s.groups_mode = mode;
+    }
+    /// Sets the mode of `/user/orgs` and `/user/teams` only.
+    pub fn set_groups_mode(&self, mode: Mode) {
+        self.lock().groups_mode = mode;
     }
     /// Mints a code for user `id` without the browser step, as `/login/oauth/authorize` would.
     pub fn issue_code(
