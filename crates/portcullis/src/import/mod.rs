@@ -22,7 +22,7 @@ use crate::cli::ImportCommand;
 use crate::providers::Wiring;
 use crate::setup;
 use apply::{Importer, Outcome};
-use parse::{Item, KsLoginRecord, KsUser, Origin};
+use parse::{Item, Kind, KsLoginRecord, KsUser, Origin};
 use progress::Progress;
 
 /// Users written at once: enough to hide database round trips, few enough for SQLite's writer.
@@ -36,7 +36,7 @@ pub async fn run(cmd: ImportCommand, wiring: &Wiring) -> Result<()> {
         dry_run,
         overwrite,
     } = cmd;
-    let (users, records, mut skipped) = read_all(&files)?;
+    let (users, records, read_skips) = read_all(&files)?;
 
     let config = setup::load_config(&common, None, None, &wiring.registry(&common)?)?;
     setup::init_logging(config.portcullis.log_format);
@@ -119,12 +119,22 @@ pub async fn run(cmd: ImportCommand, wiring: &Wiring) -> Result<()> {
     importer.engine.store().close().await;
 
     let mut failed = Vec::new();
+    let mut skipped = Vec::new();
     let mut user_tally = Tally::default();
+    let mut record_tally = Tally::default();
+    let mut others = 0;
+    for (kind, origin, why) in read_skips {
+        match kind {
+            Kind::User => user_tally.skipped += 1,
+            Kind::Record => record_tally.skipped += 1,
+            Kind::Other => others += 1,
+        }
+        skipped.push((origin, why));
+    }
     for (i, o) in &user_outcomes {
         let origin = &users[*i].origin;
         user_tally.add(o, origin, &mut skipped, &mut failed);
     }
-    let mut record_tally = Tally::default();
     for (r, o) in &record_outcomes {
         record_tally.add(o, &r.origin, &mut skipped, &mut failed);
     }
@@ -141,11 +151,14 @@ pub async fn run(cmd: ImportCommand, wiring: &Wiring) -> Result<()> {
         user_tally.skipped,
         user_tally.failed
     );
-    if !records.is_empty() {
+    if record_tally.imported + record_tally.unchanged + record_tally.skipped > 0 {
         println!(
             "login records: {} {would}imported, {} unchanged, {} skipped",
             record_tally.imported, record_tally.unchanged, record_tally.skipped
         );
+    }
+    if others > 0 {
+        println!("other objects: {others} skipped");
     }
     for line in &user_tally.updated_lines {
         println!("{would}updated {line}");
@@ -209,7 +222,7 @@ impl Tally {
     }
 }
 
-type ReadResult = (Vec<KsUser>, Vec<KsLoginRecord>, Vec<(Origin, String)>);
+type ReadResult = (Vec<KsUser>, Vec<KsLoginRecord>, Vec<(Kind, Origin, String)>);
 
 /// Reads and checks every file; any problem anywhere fails the whole import, listing them all.
 fn read_all(files: &[std::path::PathBuf]) -> Result<ReadResult> {
@@ -224,7 +237,7 @@ fn read_all(files: &[std::path::PathBuf]) -> Result<ReadResult> {
                     match item {
                         Item::User(u) => users.push(*u),
                         Item::Record(r) => records.push(*r),
-                        Item::Skipped(origin, why) => skipped.push((origin, why)),
+                        Item::Skipped(kind, origin, why) => skipped.push((kind, origin, why)),
                     }
                 }
             }
@@ -260,6 +273,7 @@ fn read_all(files: &[std::path::PathBuf]) -> Result<ReadResult> {
         let fresh = ids.insert(r.id.clone());
         if !fresh {
             skipped.push((
+                Kind::Record,
                 r.origin.clone(),
                 "the same login record appears earlier".into(),
             ));

@@ -127,6 +127,17 @@ pub struct KsLoginRecord {
     pub reason: String,
 }
 
+/// What a skipped object was, so the summary counts it in the right line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A KubeSphere User.
+    User,
+    /// A KubeSphere LoginRecord.
+    Record,
+    /// Anything else.
+    Other,
+}
+
 /// One object of an export.
 #[derive(Debug)]
 pub enum Item {
@@ -135,7 +146,7 @@ pub enum Item {
     /// A login record to import.
     Record(Box<KsLoginRecord>),
     /// Not imported, with the reason.
-    Skipped(Origin, String),
+    Skipped(Kind, Origin, String),
 }
 
 /// Reads one export file. `Err` holds every problem found, each naming the file and object.
@@ -247,6 +258,7 @@ fn object(
     {
         // Valid in KubeSphere, but not a name Portcullis can hold.
         items.push(Item::Skipped(
+            Kind::User,
             origin,
             format!("not a valid Portcullis user name: {e}"),
         ));
@@ -264,16 +276,18 @@ fn object(
                 origin: origin.clone(),
                 ..r
             })),
-            Err(reason) => Item::Skipped(origin.clone(), reason),
+            Err(reason) => Item::Skipped(Kind::Record, origin.clone(), reason),
         }),
         "" => Err("no `kind`: expected a KubeSphere User or LoginRecord, or a List of them".into()),
         _ => Ok(Item::Skipped(
+            Kind::Other,
             origin.clone(),
             format!("{kind} ({api}) is not a KubeSphere User or LoginRecord"),
         )),
     };
     match result {
         Ok(Item::User(u)) if u.name == PRE_REGISTRATION => items.push(Item::Skipped(
+            Kind::User,
             origin,
             "the pre-registration placeholder is not a real user".into(),
         )),

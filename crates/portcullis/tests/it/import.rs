@@ -304,7 +304,7 @@ async fn ten_thousand_users(pg: bool) {
     let out = text(&dry.stdout);
     assert!(out.contains("dry run: nothing was written"), "{out}");
     assert!(
-        out.contains(&format!("users: {expected_users} would be imported, 0 would be updated, 0 unchanged, 0 skipped, 0 failed")),
+        out.contains(&format!("users: {expected_users} would be imported, 0 would be updated, 0 unchanged, 1 skipped, 0 failed")),
         "{out}"
     );
     assert_eq!(
@@ -319,7 +319,7 @@ async fn ten_thousand_users(pg: bool) {
     assert!(run.status.success(), "{out}\n{err}");
     assert!(
         out.contains(&format!(
-            "users: {expected_users} imported, 0 updated, 0 unchanged, 0 skipped, 0 failed"
+            "users: {expected_users} imported, 0 updated, 0 unchanged, 1 skipped, 0 failed"
         )),
         "{out}"
     );
@@ -327,6 +327,7 @@ async fn ten_thousand_users(pg: bool) {
         out.contains("login records: 3 imported, 0 unchanged, 2 skipped"),
         "{out}"
     );
+    assert!(out.contains("other objects: 1 skipped"), "{out}");
     let progress: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("importing: "))
@@ -429,7 +430,7 @@ async fn ten_thousand_users(pg: bool) {
     assert!(again.status.success(), "{out}\n{}", text(&again.stderr));
     assert!(
         out.contains(&format!(
-            "users: 0 imported, 0 updated, {expected_users} unchanged, 0 skipped, 0 failed"
+            "users: 0 imported, 0 updated, {expected_users} unchanged, 1 skipped, 0 failed"
         )),
         "{out}"
     );
