@@ -55,7 +55,7 @@ fn user_yaml(i: usize, hash: &str, created: &str) -> String {
         "- apiVersion: iam.kubesphere.io/v1beta1\n  kind: User\n  metadata:\n    name: {n}\n    uid: 6b1f{i:04x}-0000-4000-8000-{i:012}\n    creationTimestamp: \"{created}\"\n",
         n = name(i)
     );
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         s.push_str(&format!(
             "    annotations:\n      iam.kubesphere.io/identity-provider.github: \"gh-{i}\"\n      iam.kubesphere.io/last-password-change-time: \"{created}\"\n"
         ));
