@@ -78,6 +78,9 @@ pub enum Command {
     /// Work with tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import users from another system.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 /// `serve` options.
@@ -222,5 +225,29 @@ pub enum TokenCommand {
         common: CommonOpts,
         /// The token.
         token: String,
+    },
+}
+
+/// `import` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import KubeSphere users (`kubectl get users.iam.kubesphere.io -o yaml`) with their bcrypt
+    /// hashes, emails, groups, states and identity links, and optionally their login records
+    /// (`kubectl get loginrecords.iam.kubesphere.io -o yaml`). Safe to re-run: what is already
+    /// in Portcullis is left alone and reported as unchanged.
+    Kubesphere {
+        /// Shared options.
+        #[command(flatten)]
+        common: CommonOpts,
+        /// Export files (YAML or JSON: a List, single objects, or several documents).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Check everything and report what would change, without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace users that already exist in Portcullis and differ from the export (their
+        /// password included). Without it they are skipped and reported.
+        #[arg(long)]
+        overwrite: bool,
     },
 }

@@ -21,6 +21,7 @@
 //! ```
 
 mod cli;
+mod import;
 mod providers;
 mod serve;
 mod setup;
@@ -66,6 +67,7 @@ where
             } => check_config(&file, upstream_timeout, &wiring),
             Command::User(cmd) => user_cmd::run(cmd, &wiring).await,
             Command::Token(cmd) => token_cmd::run(cmd, &wiring).await,
+            Command::Import(cmd) => import::run(cmd, &wiring).await,
         }
     });
     match result {
