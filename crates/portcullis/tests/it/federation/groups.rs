@@ -3,7 +3,7 @@
 //! `system:` group. Driven through the generic OAuth 2.0 provider (YAML only) against the fake
 //! Gitea, on ks-console's path so the refresh token is visible.
 
-use portcullis_test_upstreams::{FakeOAuth2, FakeUser, Flavor};
+use portcullis_test_upstreams::{FakeGitHub, FakeOAuth2, FakeUser, Flavor};
 use serde_json::json;
 
 use super::*;
@@ -49,14 +49,25 @@ fn user(id: u64, login: &str, groups: &[&str]) -> FakeUser {
 
 /// ks-console's path: authorize at the fake as `login_as`, then the cookie-less callback.
 async fn console_login(server: &Server, fake: &FakeOAuth2, name: &str, login_as: u64) -> Hop {
+    console_login_at(server, &fake.auth_url(), &fake.client_id(), name, login_as).await
+}
+
+async fn console_login_at(
+    server: &Server,
+    auth_url: &str,
+    client_id: &str,
+    name: &str,
+    login_as: u64,
+) -> Hop {
     let redirect = format!("{CONSOLE}/oauth/redirect/{name}");
     let resp = http()
-        .get(fake.auth_url())
+        .get(auth_url)
         .query(&[
             ("state", name),
-            ("client_id", &fake.client_id()),
+            ("client_id", client_id),
             ("response_type", "code"),
             ("redirect_uri", &redirect),
+            ("scope", "user:email read:org"),
             ("login_as", &login_as.to_string()),
         ])
         .send()
@@ -168,4 +179,36 @@ async fn a_system_prefix_is_refused_at_start() {
         err.contains("identityProviders[0].groupsPrefix") && err.contains("reserved"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_teams_become_groups_and_gate_the_login() {
+    let gh = FakeGitHub::start().await;
+    gh.add_user(201, "octocat", Some("octo@github.example"), vec![]);
+    gh.set_orgs(201, &["acme"]);
+    gh.set_teams(201, &[("acme", "platform"), ("acme", "web")]);
+    gh.add_user(202, "outsider", Some("out@github.example"), vec![]);
+    gh.set_teams(202, &[("other", "platform")]);
+    let b = backend(false).await;
+    let redirect = format!("{CONSOLE}/oauth/redirect/github");
+    let extra = "      allowedGroups: [acme/platform]\n      groupsPrefix: \"github:\"\n";
+    let entry = github(&gh, "github", "auto", Some(&redirect), extra).replace(
+        "        scopes: [user:email]\n",
+        "        scopes: [user:email, read:org]\n        groups: orgsAndTeams\n",
+    );
+    let server = start(Some(yaml(&[entry])), &b);
+
+    let hop = console_login_at(&server, &gh.auth_url(), &gh.client_id(), "github", 201).await;
+    assert_eq!(hop.status, 200, "{}", hop.body);
+    let access = hop.json()["access_token"].as_str().unwrap().to_owned();
+    let status = review(&server, &access).await;
+    assert_eq!(
+        status["user"]["groups"],
+        json!(["github:acme", "github:acme/platform", "github:acme/web"]),
+        "{status}"
+    );
+
+    let hop = console_login_at(&server, &gh.auth_url(), &gh.client_id(), "github", 202).await;
+    assert_eq!(hop.status, 401, "{}", hop.body);
+    assert!(!user_names(&server).contains(&"outsider".to_owned()));
 }
