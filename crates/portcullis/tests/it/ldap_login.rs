@@ -85,3 +85,59 @@ async fn ldap_password_login_lockout_and_outage() {
     .await
     .unwrap();
 }
+
+/// `mappingMethod: manual` through the password grant (the console's only path for LDAP): an
+/// unlinked LDAP user gets KubeSphere's pre-registration tokens, the console creates the user,
+/// and the refresh grant then yields that user's tokens, with the LDAP groups of the login.
+#[tokio::test(flavor = "multi_thread")]
+async fn ldap_manual_mapping_goes_through_pre_registration() {
+    let slapd = Slapd::start()
+        .await
+        .expect("slapd starts (run crates/test-upstreams/peers/ci-install.sh)");
+    let b = backend(false).await;
+    let cfg =
+        ldap_config(&slapd.host_port()).replace("mappingMethod: auto", "mappingMethod: manual");
+    let server = start(Some(cfg), &b);
+
+    let (status, _, body) = password_login(&server, "alice", "alicepw").await;
+    assert_eq!(status, 200, "{body}");
+    let pre_access = body["access_token"].as_str().unwrap().to_owned();
+    let pre_refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let st = review(&server, &pre_access).await;
+    assert_eq!(st["user"]["username"], "system:pre-registration", "{st}");
+    assert_eq!(st["user"]["extra"]["idp"][0], "corp-ldap");
+    assert_eq!(st["user"]["extra"]["username"][0], "alice");
+
+    let resp = http()
+        .post(server.url("/kapis/iam.kubesphere.io/v1alpha2/users"))
+        .bearer_auth(&pre_access)
+        .json(&serde_json::json!({
+            "apiVersion": "iam.kubesphere.io/v1alpha2", "kind": "User",
+            "metadata": {"name": "alice-l"}, "spec": {"email": "alice@example.org"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let (status, _, body) = token(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &pre_refresh),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let st = review(&server, body["access_token"].as_str().unwrap()).await;
+    assert_eq!(st["user"]["username"], "alice-l", "{st}");
+    let mut groups: Vec<String> = serde_json::from_value(st["user"]["groups"].clone()).unwrap();
+    groups.sort();
+    assert_eq!(groups, ["ldap:admins", "ldap:developers"], "{st}");
+
+    // The next password login finds the link and logs in directly.
+    let (status, _, body) = password_login(&server, "alice", "alicepw").await;
+    assert_eq!(status, 200, "{body}");
+    let st = review(&server, body["access_token"].as_str().unwrap()).await;
+    assert_eq!(st["user"]["username"], "alice-l", "{st}");
+}
