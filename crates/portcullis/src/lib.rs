@@ -22,6 +22,7 @@
 
 mod cli;
 mod providers;
+mod reload;
 mod serve;
 mod setup;
 mod token_cmd;
