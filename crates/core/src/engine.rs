@@ -68,6 +68,7 @@ pub struct Engine {
     pub(crate) revocations: Arc<RevocationIndex>,
     pub(crate) activity: ActivityTracker,
     bus: std::sync::OnceLock<crate::redis_bus::RevocationBus>,
+    kubesphere: std::sync::OnceLock<crate::kubesphere_redis::KubeSphereTokens>,
     providers: ArcSwap<crate::federation::ProviderSet>,
     pub(crate) oidc: crate::oidc::Oidc,
 }
@@ -99,6 +100,7 @@ impl Engine {
             revocations,
             activity: ActivityTracker::default(),
             bus: std::sync::OnceLock::new(),
+            kubesphere: std::sync::OnceLock::new(),
             providers: ArcSwap::from_pointee(crate::federation::ProviderSet::empty()),
             oidc: crate::oidc::Oidc::new(config)?,
         }))
@@ -141,9 +143,23 @@ impl Engine {
         self.bus.get()
     }
 
-    async fn announce_revocation(&self) {
+    /// Also writes every issued token under KubeSphere's Redis key scheme (spec §6.4).
+    pub fn set_kubesphere_tokens(&self, keys: crate::kubesphere_redis::KubeSphereTokens) {
+        let _ = self.kubesphere.set(keys);
+    }
+
+    pub(crate) fn kubesphere_tokens(&self) -> Option<&crate::kubesphere_redis::KubeSphereTokens> {
+        self.kubesphere.get()
+    }
+
+    /// After sessions were revoked here: tells the other replicas, and deletes the sessions'
+    /// KubeSphere token keys.
+    async fn announce_revocation(&self, session_ids: &[String]) {
         if let Some(bus) = self.bus.get() {
             bus.publish().await;
+        }
+        if let Some(ks) = self.kubesphere.get() {
+            ks.revoke_sessions(session_ids).await;
         }
     }
 
@@ -193,6 +209,12 @@ impl Engine {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                // One replica at a time; the lease outlives the interval so its holder keeps it.
+                if !engine.take_job_lease("retention", 900_000).await {
+                    // The in-memory revocation index is per process: pruned everywhere.
+                    engine.revocations.prune(engine.now_ms());
+                    continue;
+                }
                 if let Err(e) = engine.run_retention().await {
                     tracing::warn!(error = %e, "login-record retention failed; will retry");
                 }
@@ -300,11 +322,14 @@ impl Engine {
                 self.revocations.insert(id, None);
             }
             if !revoked.is_empty() {
-                self.announce_revocation().await;
+                self.announce_revocation(&revoked).await;
             }
         }
         self.activity.mark(&session.id, now);
-        self.sign_pair(&keys, user, &session, 0, max_age, inactivity, now)
+        let tokens = self.sign_pair(&keys, user, &session, 0, max_age, inactivity, now)?;
+        self.register_kubesphere_keys(&tokens, max_age, inactivity, false)
+            .await;
+        Ok(tokens)
     }
 
     #[allow(clippy::too_many_arguments)] // one call site each; a struct would only rename them
@@ -432,7 +457,7 @@ impl Engine {
         }
         let revoked = self.store.revoke_session(session_id, self.now_ms()).await?;
         self.revocations.insert(session_id, None);
-        self.announce_revocation().await;
+        self.announce_revocation(&[session_id.to_owned()]).await;
         Ok(revoked)
     }
 
@@ -445,7 +470,7 @@ impl Engine {
         for id in &ids {
             self.revocations.insert(id, None);
         }
-        self.announce_revocation().await;
+        self.announce_revocation(&ids).await;
         Ok(ids.len())
     }
 
@@ -463,7 +488,7 @@ impl Engine {
         Ok((claims, keys.settings.clone()))
     }
 
-    pub(crate) fn sign_refreshed(
+    pub(crate) async fn sign_refreshed(
         &self,
         user: &User,
         session: &Session,
@@ -475,7 +500,10 @@ impl Engine {
             .settings
             .lifetimes(keys.settings.client(&session.client_id));
         self.activity.mark(&session.id, now);
-        self.sign_pair(&keys, user, session, generation, max_age, inactivity, now)
+        let tokens = self.sign_pair(&keys, user, session, generation, max_age, inactivity, now)?;
+        self.register_kubesphere_keys(&tokens, max_age, inactivity, true)
+            .await;
+        Ok(tokens)
     }
 
     /// Decodes a token with the configured secret, checking the signature only.

@@ -37,6 +37,22 @@ pub enum AuthError {
     /// Something on the server side failed; details were logged.
     #[error("{0}")]
     Internal(String),
+    /// The database cannot be reached; the caller may retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+const TRY_LATER: &str = "the server could not complete the request; try again later";
+
+/// Counts a store failure met while serving a request.
+fn count_store_error(e: &StoreError) {
+    let kind = if e.is_unavailable() {
+        "unavailable"
+    } else {
+        "error"
+    };
+    metrics::counter!("portcullis_store_errors_total", "op" => "request", "kind" => kind)
+        .increment(1);
 }
 
 /// Errors of administrative operations (user management, the CLI).
@@ -73,13 +89,31 @@ impl From<StoreError> for CoreError {
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error during authentication");
-        AuthError::Internal("the server could not complete the request; try again later".into())
+        count_store_error(&e);
+        if e.is_unavailable() {
+            AuthError::Unavailable(TRY_LATER.into())
+        } else {
+            AuthError::Internal(TRY_LATER.into())
+        }
     }
 }
 
 impl From<CoreError> for AuthError {
     fn from(e: CoreError) -> Self {
         tracing::error!(error = %e, "internal error during authentication");
-        AuthError::Internal("the server could not complete the request; try again later".into())
+        match e {
+            CoreError::Store(s) if s.is_unavailable() => {
+                count_store_error(&s);
+                AuthError::Unavailable(TRY_LATER.into())
+            }
+            _ => AuthError::Internal(TRY_LATER.into()),
+        }
+    }
+}
+
+impl CoreError {
+    /// Whether this is the database being unreachable (answer 503, not 500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CoreError::Store(s) if s.is_unavailable())
     }
 }

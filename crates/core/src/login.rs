@@ -96,7 +96,14 @@ impl Engine {
             let Ok(portcullis_idp::Provider::Password(provider)) = &entry.provider else {
                 continue;
             };
-            let identity = match provider.authenticate(req.login.trim(), req.password).await {
+            let started = std::time::Instant::now();
+            let outcome = provider.authenticate(req.login.trim(), req.password).await;
+            // A wrong password is a normal answer from a working upstream.
+            let answered = outcome
+                .as_ref()
+                .map_or_else(|e| e.is_bad_credentials(), |_| true);
+            crate::observe::upstream_latency(entry.name(), "authenticate", started, answered);
+            let identity = match outcome {
                 Ok(identity) => identity,
                 Err(e) if e.is_bad_credentials() => continue,
                 Err(e) => {
@@ -322,6 +329,7 @@ impl Engine {
             ));
         }
         self.sign_refreshed(&user, &session, presented + 1, now)
+            .await
     }
 
     /// Writes a login record; failures to write are logged, never fatal to the login.

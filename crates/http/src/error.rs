@@ -92,6 +92,12 @@ impl From<AuthError> for ApiError {
                 None,
                 false,
             ),
+            AuthError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                Some(5),
+                false,
+            ),
             _ => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -115,6 +121,14 @@ impl From<CoreError> for ApiError {
             CoreError::Invalid(m) => ApiError::status(StatusCode::BAD_REQUEST, "BadRequest", m),
             CoreError::NotFound(m) => ApiError::status(StatusCode::NOT_FOUND, "NotFound", m),
             CoreError::Conflict(m) => ApiError::status(StatusCode::CONFLICT, "AlreadyExists", m),
+            other if other.is_unavailable() => {
+                tracing::error!(error = %other, "database unavailable");
+                ApiError::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the database is unavailable; try again later",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError::status(

@@ -84,7 +84,7 @@ pub enum Command {
 }
 
 /// `serve` options.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Shared options.
     #[command(flatten)]

@@ -23,6 +23,7 @@
 mod cli;
 mod import;
 mod providers;
+mod reload;
 mod serve;
 mod setup;
 mod token_cmd;

@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
         tracing::warn!("{w}");
     }
     let metrics = PrometheusBuilder::new().install_recorder().ok();
+    portcullis_core::observe::describe();
     let engine = setup::open_engine(&config).await?;
     engine.set_providers(providers);
     bootstrap_admin(&engine).await?;
@@ -57,6 +58,14 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
     state.set_provider_directory(Arc::new(move |name: &str| {
         directory.providers().public_options(name)
     }));
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        args.clone(),
+        wiring.clone(),
+        engine.clone(),
+        state.clone(),
+        local.port(),
+    ));
+    let reload_tasks = crate::reload::spawn(reloader)?;
     let app = portcullis_http::router(state);
     tracing::info!(listen = %local, public_url = %public_url, backend = engine.store().backend(), "portcullis is serving");
     axum::serve(
@@ -67,6 +76,7 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
     .await
     .context("serving")?;
     engine.flush_activity().await;
+    drop(reload_tasks);
     drop(jobs);
     drop(oidc_jobs);
     engine.store().close().await;

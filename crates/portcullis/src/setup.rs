@@ -137,7 +137,31 @@ pub async fn open_engine(config: &Config) -> Result<Arc<Engine>> {
     let store: Arc<dyn Store> = portcullis_store::open(url)
         .await
         .with_context(|| format!("opening database {}", portcullis_store::redact_url(url)))?;
-    Engine::new(config, store, clock())
+    let engine = Engine::new(config, store, clock())
         .await
-        .context("starting the engine")
+        .context("starting the engine")?;
+    connect_redis(config, &engine)?;
+    Ok(engine)
+}
+
+/// Redis, when configured: the revocation bus on `portcullis.redis` (else KubeSphere's `redis:`
+/// block), and KubeSphere's token keys on the `redis:` block. Nothing connects yet.
+fn connect_redis(config: &Config, engine: &Engine) -> Result<()> {
+    use portcullis_core::redis_link::{self, RedisLink};
+    let Some(client) = redis_link::client_from_config(config) else {
+        return Ok(());
+    };
+    let link = RedisLink::new(client.context("the Redis address")?);
+    engine.set_revocation_bus(portcullis_core::redis_bus::RevocationBus::new(link.clone()));
+    if let Some(ks) = &config.redis {
+        let ks_link = if config.portcullis.redis_url.is_some() {
+            RedisLink::new(redis_link::kubesphere_client(ks).context("the redis: block")?)
+        } else {
+            link
+        };
+        engine.set_kubesphere_tokens(portcullis_core::kubesphere_redis::KubeSphereTokens::new(
+            ks_link,
+        ));
+    }
+    Ok(())
 }

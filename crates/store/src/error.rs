@@ -31,3 +31,28 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+impl StoreError {
+    /// Whether the database could not be reached at all (down, unreachable, no connection
+    /// within the pool's timeout), as opposed to a bad row or a broken rule: the caller answers
+    /// "try again later" (503) rather than reporting an internal error.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            // `Protocol`: the connection closed or answered garbage mid-handshake.
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // SQLSTATE class 08 (connection exception) and 57P (the server is shutting down,
+            // restarting or refusing connections).
+            StoreError::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}

@@ -184,6 +184,16 @@ pub trait LockoutStore: Send + Sync {
     /// Deletes counters that carry no information any more at `now` (their window is over and
     /// they are not locked), so keys such as `ip:...` do not pile up. Returns how many went.
     async fn prune_lockouts(&self, now: UnixMillis) -> StoreResult<u64>;
+    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms`: succeeds when the
+    /// lease is free, expired at `now`, or already `holder`'s. Background jobs take one before
+    /// each run, so with several replicas on one database a job runs on one of them at a time.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixMillis,
+        ttl_ms: i64,
+    ) -> StoreResult<bool>;
 }
 
 /// Everything Portcullis stores.

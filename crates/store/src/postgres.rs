@@ -45,6 +45,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "upstream_groups",
         include_str!("../migrations/postgres/0004_upstream_groups.sql"),
     ),
+    (
+        5,
+        "job_leases",
+        include_str!("../migrations/postgres/0005_job_leases.sql"),
+    ),
 ];
 
 /// Connections per server.
@@ -96,7 +101,8 @@ impl PostgresStore {
     async fn connect(options: PgConnectOptions) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(30))
+            // A database outage must turn into a prompt 503, not a request hanging for long.
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
         common::migrator(MIGRATIONS).run(&pool).await?;
@@ -818,6 +824,27 @@ impl LockoutStore for PostgresStore {
             |q| q.bind(now),
         )
         .await
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixMillis,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE job_leases.expires_at <= $4 OR job_leases.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -48,6 +48,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "upstream_groups",
         include_str!("../migrations/sqlite/0004_upstream_groups.sql"),
     ),
+    (
+        5,
+        "job_leases",
+        include_str!("../migrations/sqlite/0005_job_leases.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.
@@ -819,6 +824,27 @@ impl LockoutStore for SqliteStore {
             |q| q.bind(now),
         )
         .await
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixMillis,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE job_leases.expires_at <= $4 OR job_leases.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

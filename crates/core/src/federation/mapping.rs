@@ -87,7 +87,10 @@ impl Engine {
         ctx: &RequestContext,
     ) -> Result<FederatedLogin, FederationError> {
         let name = entry.name();
-        let identity = match provider.exchange(callback).await {
+        let started = std::time::Instant::now();
+        let exchanged = provider.exchange(callback).await;
+        crate::observe::upstream_latency(name, "exchange", started, exchanged.is_ok());
+        let identity = match exchanged {
             Ok(identity) => identity,
             Err(e) => {
                 let (err, detail) = provider_failure(name, &e);

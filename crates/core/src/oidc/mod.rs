@@ -194,7 +194,7 @@ impl crate::Engine {
                 if let Err(e) = engine.oidc.keys.ring(engine.store.as_ref(), now).await {
                     tracing::warn!(error = %e, "refreshing the ID-token signing keys failed; will retry");
                 }
-                if n.is_multiple_of(20) {
+                if n.is_multiple_of(20) && engine.take_job_lease("oidc_prune", 900_000).await {
                     // Used codes are kept an hour past expiry so a late replay still revokes.
                     if let Err(e) = engine.store.prune_oidc(now - 3_600_000).await {
                         tracing::warn!(error = %e, "pruning OpenID Connect rows failed; will retry");

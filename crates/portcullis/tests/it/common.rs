@@ -137,3 +137,33 @@ pub fn add_user(server: &Server, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The value of one series in the server's `/metrics` (`name{labels}` exactly as rendered, or
+/// the bare name); `None` when absent.
+pub async fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    metric_in(&text, series)
+}
+
+/// [`metric`] on an already fetched `/metrics` text.
+pub fn metric_in(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// A user name no other test (or earlier run) uses.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}

@@ -322,3 +322,62 @@ pub async fn lockout_prune(store: Arc<dyn Store>) {
         "a pruned key starts afresh"
     );
 }
+
+/// A job lease belongs to one holder until it expires; the holder renews it; another takes it
+/// only once expired.
+pub async fn job_lease_is_exclusive_until_expiry(store: Arc<dyn Store>) {
+    assert!(store.try_lease("retention", "a", 0, MINUTE).await.unwrap());
+    assert!(
+        !store
+            .try_lease("retention", "b", 1_000, MINUTE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_lease("other-job", "b", 1_000, MINUTE)
+            .await
+            .unwrap(),
+        "per name"
+    );
+    assert!(
+        store
+            .try_lease("retention", "a", 30_000, MINUTE)
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store
+            .try_lease("retention", "b", MINUTE + 1_000, MINUTE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_lease("retention", "b", 30_000 + MINUTE, MINUTE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lease("retention", "a", 30_000 + MINUTE + 1, MINUTE)
+            .await
+            .unwrap()
+    );
+    let mut winners = 0;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.try_lease("race", &format!("h{i}"), 0, MINUTE)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "concurrent takers: exactly one wins");
+}

@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
             lockout_clear,
             lockout_concurrent_reservations,
             lockout_prune,
+            job_lease_is_exclusive_until_expiry,
             login_state_taken_once,
             registration_creates_one_user,
             linked_user_is_all_or_nothing,

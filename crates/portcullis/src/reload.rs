@@ -1,0 +1,283 @@
+//! Live configuration reload: on a change of the config file (watched through its directory, so
+//! the `..data` symlink swap of a mounted Kubernetes ConfigMap and an editor's rename-over are
+//! seen) and on SIGHUP, the file is validated exactly as `check-config` does (the whole file,
+//! then every identity provider built from it). A bad file changes nothing: the error is logged
+//! with its location and `portcullis_config_reload_total{result="error"}` counts it, and
+//! `portcullis_config_last_reload_success` drops to 0. A good one is swapped in atomically:
+//! engine settings and keys, identity providers, and the configuration the HTTP layer serves.
+//! Requests in flight finish on what they loaded; tokens and logins in progress live in the
+//! store, so none is lost.
+//!
+//! Some settings are fixed at start (listen address, database, Redis, log format, data
+//! directory): a change to them is reported with a warning and the running value stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use notify::{EventKind, RecursiveMode, Watcher};
+use portcullis_config::Config;
+use portcullis_core::Engine;
+use portcullis_http::AppState;
+
+use crate::cli::ServeArgs;
+use crate::providers::Wiring;
+use crate::setup;
+
+/// Bursts of file events within this window (an editor's write-rename-chmod, the ConfigMap
+/// swap) cause one reload.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Re-reads and applies the configuration.
+pub(crate) struct Reloader {
+    args: ServeArgs,
+    wiring: Wiring,
+    engine: Arc<Engine>,
+    state: AppState,
+    /// The port actually bound, for a `publicURL` that names port 0 (tests).
+    bound_port: u16,
+    /// The text last read from the file, so events that do not change it are ignored.
+    last_text: tokio::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl Reloader {
+    pub(crate) fn new(
+        args: ServeArgs,
+        wiring: Wiring,
+        engine: Arc<Engine>,
+        state: AppState,
+        bound_port: u16,
+    ) -> Self {
+        let text = args
+            .common
+            .config
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok());
+        metrics::gauge!("portcullis_config_last_reload_success").set(1.0);
+        metrics::counter!("portcullis_config_reload_total", "result" => "success").absolute(0);
+        metrics::counter!("portcullis_config_reload_total", "result" => "error").absolute(0);
+        Reloader {
+            args,
+            wiring,
+            engine,
+            state,
+            bound_port,
+            last_text: tokio::sync::Mutex::new(text),
+        }
+    }
+
+    /// Reloads when the file's content differs from what was last read (file events).
+    async fn reload_if_changed(&self) {
+        let Some(path) = self.args.common.config.clone() else {
+            return;
+        };
+        let text = tokio::fs::read(&path).await.ok();
+        {
+            let mut last = self.last_text.lock().await;
+            if text.is_some() && *last == text {
+                return;
+            }
+            *last = text;
+        }
+        self.reload("file changed").await;
+    }
+
+    /// Validates the file and, when it is good, swaps it in. Returns whether it was applied.
+    pub(crate) async fn reload(&self, trigger: &str) -> bool {
+        if self.args.common.config.is_none() {
+            tracing::warn!(
+                trigger,
+                "no configuration file (--config): nothing to reload"
+            );
+            return false;
+        }
+        let args = self.args.clone();
+        let wiring = self.wiring.clone();
+        // File reads and provider construction are blocking work.
+        let loaded = tokio::task::spawn_blocking(move || load(&args, &wiring)).await;
+        let result = match loaded {
+            Ok(Ok((config, providers))) => self.apply(config, providers),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("the reload task failed: {e}")),
+        };
+        match result {
+            Ok(()) => {
+                metrics::counter!("portcullis_config_reload_total", "result" => "success")
+                    .increment(1);
+                metrics::gauge!("portcullis_config_last_reload_success").set(1.0);
+                tracing::info!(trigger, "configuration reloaded");
+                true
+            }
+            Err(e) => {
+                metrics::counter!("portcullis_config_reload_total", "result" => "error")
+                    .increment(1);
+                metrics::gauge!("portcullis_config_last_reload_success").set(0.0);
+                tracing::error!(trigger, error = %format!("{e:#}"), "the changed configuration is invalid; the previous one stays in force");
+                false
+            }
+        }
+    }
+
+    fn apply(&self, mut config: Config, providers: portcullis_core::ProviderSet) -> Result<()> {
+        let running = self.state.config();
+        keep_restart_only_settings(&running, &mut config);
+        if config.portcullis.public_url.port() == Some(0) {
+            let _ = config.portcullis.public_url.set_port(Some(self.bound_port));
+        }
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+        // Validated above; the engine is the only step left that can refuse (signing keys).
+        self.engine
+            .apply_config(&config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.engine.set_providers(providers);
+        self.state.set_config(config);
+        Ok(())
+    }
+}
+
+/// The same validation as `check-config`: the file, then every provider built from it.
+fn load(args: &ServeArgs, wiring: &Wiring) -> Result<(Config, portcullis_core::ProviderSet)> {
+    let registry = wiring.registry(&args.common)?;
+    let config = setup::load_config(
+        &args.common,
+        args.listen.as_deref(),
+        args.public_url.as_deref(),
+        &registry,
+    )?;
+    let (providers, warnings) = crate::providers::build(&config, &registry)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    Ok((config, providers))
+}
+
+/// Settings read only at start: a changed value is reported and the running one kept.
+fn keep_restart_only_settings(running: &Config, new: &mut Config) {
+    let mut changed = Vec::new();
+    let (r, n) = (&running.portcullis, &mut new.portcullis);
+    if r.listen != n.listen {
+        changed.push("portcullis.listen");
+    }
+    n.listen = r.listen;
+    if r.database.expose() != n.database.expose() {
+        changed.push("portcullis.database");
+    }
+    n.database = r.database.clone();
+    if r.redis_url.as_ref().map(|s| s.expose()) != n.redis_url.as_ref().map(|s| s.expose()) {
+        changed.push("portcullis.redis");
+    }
+    n.redis_url = r.redis_url.clone();
+    if r.log_format != n.log_format {
+        changed.push("portcullis.logFormat");
+    }
+    n.log_format = r.log_format;
+    if r.data_dir != n.data_dir {
+        changed.push("portcullis.dataDir");
+    }
+    n.data_dir = r.data_dir.clone();
+    let redis_key = |c: &Config| {
+        c.redis
+            .as_ref()
+            .map(|k| (k.host.clone(), k.port, k.db, k.password.expose().to_owned()))
+    };
+    if redis_key(running) != redis_key(new) {
+        changed.push("redis");
+    }
+    new.redis = running.redis.clone();
+    for key in changed {
+        tracing::warn!(
+            key,
+            "this setting changed in the file but is read only at start: the running value stays until a restart"
+        );
+    }
+}
+
+/// The running watchers; dropping this stops them.
+pub(crate) struct ReloadTasks {
+    _watcher: Option<notify::RecommendedWatcher>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ReloadTasks {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the file watcher (when there is a config file) and the SIGHUP handler.
+pub(crate) fn spawn(reloader: Arc<Reloader>) -> Result<ReloadTasks> {
+    let mut tasks = Vec::new();
+    let mut watcher = None;
+    if let Some(path) = reloader.args.common.config.clone() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        watcher = Some(watch(&path, tx)?);
+        let r = Arc::clone(&reloader);
+        tasks.push(tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Debounce: wait for a quiet period before reading the file.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                r.reload_if_changed().await;
+            }
+        }));
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let r = Arc::clone(&reloader);
+        tasks.push(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                r.reload("SIGHUP").await;
+            }
+        }));
+    }
+    Ok(ReloadTasks {
+        _watcher: watcher,
+        tasks,
+    })
+}
+
+/// Watches the file's directory; sends on `tx` for events that may have changed the file: its
+/// own name, or a `..`-prefixed name (the ConfigMap's `..data` symlink and its timestamped
+/// directories). Access events are ignored: reading the file after an event makes more of them.
+fn watch(
+    path: &Path,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Result<notify::RecommendedWatcher> {
+    let file_name = path.file_name().map(|n| n.to_os_string());
+    let dir: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(event) = res else { return };
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        let relevant = event.paths.iter().any(|p| {
+            p.file_name().is_some_and(|n| {
+                Some(n) == file_name.as_deref() || n.to_string_lossy().starts_with("..")
+            })
+        });
+        if relevant {
+            let _ = tx.send(());
+        }
+    })
+    .context("starting the configuration file watcher")?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
+    tracing::info!(dir = %dir.display(), "watching the configuration file for changes");
+    Ok(watcher)
+}
