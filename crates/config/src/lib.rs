@@ -22,6 +22,7 @@ mod providers;
 mod raw;
 mod redis;
 mod secret;
+mod ui;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,7 @@ pub use duration::parse_go_duration;
 pub use error::{ConfigError, Problem};
 pub use model::*;
 pub use secret::Secret;
+pub use ui::{DEFAULT_PRIMARY_COLOR, DEFAULT_PRODUCT_NAME};
 
 use crate::error::Report;
 use crate::raw::{Kind, Node};

@@ -286,6 +286,33 @@ pub struct PortcullisOptions {
     /// `signingKeyRotationPeriod`: how often the ID-token signing keys generated in the database
     /// are replaced (the old key keeps verifying for a grace period). Zero: never. Default 90 days.
     pub signing_key_rotation_period: Duration,
+    /// `ui`: branding and template overrides of the login and account pages.
+    pub ui: UiOptions,
+}
+
+/// `portcullis.ui`: how the login and account pages look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiOptions {
+    /// `templatesDir`: a directory whose `*.html` files replace the built-in templates of the
+    /// same name. Read when the configuration is loaded.
+    pub templates_dir: Option<PathBuf>,
+    /// `productName`: shown in the page header and titles. Default `Portcullis`.
+    pub product_name: String,
+    /// `logoURL`: an image shown in the header (an http(s) URL or a path on this server).
+    pub logo_url: Option<String>,
+    /// `primaryColor`: `#rrggbb` of buttons and links; at least 4.5:1 against white. Default `#1d4ed8`.
+    pub primary_color: String,
+}
+
+impl Default for UiOptions {
+    fn default() -> Self {
+        UiOptions {
+            templates_dir: None,
+            product_name: crate::DEFAULT_PRODUCT_NAME.to_owned(),
+            logo_url: None,
+            primary_color: crate::DEFAULT_PRIMARY_COLOR.to_owned(),
+        }
+    }
 }
 
 /// An IP network (address and prefix length).

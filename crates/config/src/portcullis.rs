@@ -22,6 +22,7 @@ const PORTCULLIS_KEYS: &[&str] = &[
     "adminGroups",
     "ipMaxFailures",
     "signingKeyRotationPeriod",
+    "ui",
 ];
 
 /// Default `listen`.
@@ -216,6 +217,7 @@ pub(crate) fn read(
         .get("signingKeyRotationPeriod")
         .and_then(|v| v.duration(report))
         .unwrap_or(DEFAULT_KEY_ROTATION);
+    let ui = crate::ui::read(report, f.get("ui"), &f);
     PortcullisOptions {
         listen,
         public_url,
@@ -227,6 +229,7 @@ pub(crate) fn read(
         admin_groups,
         ip_max_failures,
         signing_key_rotation_period,
+        ui,
     }
 }
 

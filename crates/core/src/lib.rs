@@ -7,6 +7,7 @@
 //! ([`activity`]). So a TokenReview costs an HMAC and two hash-map lookups, and a revocation made
 //! anywhere (another replica, the CLI) is honoured everywhere within a poll interval.
 
+mod account;
 pub mod activity;
 mod clients;
 pub mod clock;
@@ -27,6 +28,7 @@ mod settings;
 pub mod tokens;
 mod users;
 
+pub use account::{AccountOverview, PasswordChangeError};
 pub use clients::constant_time_eq;
 pub use clock::{Clock, ManualClock, OffsetFileClock, SystemClock};
 pub use engine::{BackgroundJobs, Engine, IssuedTokens, Principal, RequestContext, random_id};

@@ -14,16 +14,17 @@ use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::federation::points_at_callback;
-use portcullis_core::{FederatedLogin, FederationError, IssuedTokens};
+use portcullis_core::{FederatedLogin, FederationError, IssuedTokens, Principal};
 use url::Url;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::oauth::{request_context, token_response};
 use crate::pages::{
-    self, LOGIN_STATE_COOKIE, REGISTRATION_COOKIE, SESSION_COOKIE, clear_cookie, error_page,
-    public_path, redirect, request_id, set_cookie,
+    self, LINK_COOKIE, LOGIN_STATE_COOKIE, REGISTRATION_COOKIE, SESSION_COOKIE, clear_cookie,
+    public_path, redirect, set_cookie,
 };
+use crate::ui::View;
 
 /// Cookie paths (under the public URL's path).
 pub(crate) const CALLBACK_PATH: &str = "/oauth/callback";
@@ -68,9 +69,38 @@ fn json_error(e: &FederationError) -> ApiError {
     }
 }
 
-/// The HTML error page of a federation error.
-pub(crate) fn html_error(e: &FederationError, headers: &HeaderMap, public: &Url) -> Response {
-    error_page(status_of(e), &e.to_string(), &request_id(headers), public)
+/// The catalog keys of an error page: what went wrong (headline) and what to do.
+fn error_keys(e: &FederationError) -> (&'static str, &'static str) {
+    match e {
+        FederationError::UnknownProvider(_) => ("kind_unknown", "todo_retry"),
+        FederationError::ProviderUnavailable(_) => ("kind_unavailable", "todo_provider"),
+        FederationError::InvalidRequest(_) => ("kind_request", "todo_retry"),
+        FederationError::Denied(_) => ("kind_denied", "todo_report"),
+        FederationError::AccountDisabled(_) => ("kind_disabled", "todo_admin"),
+        FederationError::InvalidInput(_) | FederationError::Conflict(_) => {
+            ("kind_conflict", "todo_retry")
+        }
+        FederationError::Upstream(_) => ("kind_upstream", "todo_provider"),
+        _ => ("kind_internal", "todo_report"),
+    }
+}
+
+/// The error page of a failed browser login: what went wrong, what to do, and the request id,
+/// which the log line written here carries too.
+pub(crate) fn html_error(state: &AppState, view: &View, e: &FederationError) -> Response {
+    let status = status_of(e);
+    let (headline, todo) = error_keys(e);
+    tracing::warn!(request_id = %view.request_id, status = status.as_u16(), error = %e, "browser login failed; error page shown");
+    let public = state.config().portcullis.public_url.clone();
+    let ctx = serde_json::json!({
+        "headline": view.text(headline, &[]),
+        "message": e.to_string(),
+        "todo": view.text(todo, &[]),
+        "back": public_path(&public, "/login"),
+    });
+    state
+        .ui()
+        .render(state, view, status, "error.html", "error_title", ctx)
 }
 
 /// The browser's landing after a successful login: the session cookie and a 303.
@@ -97,7 +127,7 @@ pub async fn start_login(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    view: View,
 ) -> Response {
     let public = state.config().portcullis.public_url.clone();
     let return_to = query.get("return_to").map(String::as_str);
@@ -120,7 +150,7 @@ pub async fn start_login(
             );
             resp
         }
-        Err(e) => html_error(&e, &headers, &public),
+        Err(e) => html_error(&state, &view, &e),
     }
 }
 
@@ -147,7 +177,23 @@ pub async fn callback(
     let ctx = request_context(&state, peer, &headers);
     let params = query_map(raw.as_deref());
     let engine = state.engine();
+    // The language switch of an error page here must not replay the callback: no query.
+    let view = View::new(&state, None, &headers);
     if let Some(cookie_state) = pages::cookie(&headers, LOGIN_STATE_COOKIE) {
+        if let Some(link) = pages::cookie(&headers, LINK_COOKIE)
+            && portcullis_core::constant_time_eq(&link, &cookie_state)
+        {
+            return link_callback(
+                &state,
+                &view,
+                &headers,
+                &provider,
+                &cookie_state,
+                params,
+                &ctx,
+            )
+            .await;
+        }
         let result = engine
             .finish_browser_login(&provider, &cookie_state, params, &ctx)
             .await;
@@ -171,11 +217,11 @@ pub async fn callback(
                 resp
             }
             Ok(_) => html_error(
+                &state,
+                &view,
                 &FederationError::Internal("unexpected login outcome".into()),
-                &headers,
-                &public,
             ),
-            Err(e) => html_error(&e, &headers, &public),
+            Err(e) => html_error(&state, &view, &e),
         };
         // The state is single-use whatever happened: the browser forgets it too.
         resp.headers_mut().append(
@@ -203,7 +249,7 @@ pub async fn callback(
                     .is_some_and(|r| points_at_callback(&r, &public, &provider))
             });
             if browser {
-                html_error(&e, &headers, &public)
+                html_error(&state, &view, &e)
             } else {
                 let mut resp = json_error(&e).into_response();
                 resp.headers_mut()
@@ -212,4 +258,56 @@ pub async fn callback(
             }
         }
     }
+}
+
+/// The callback of a link started on the account page: the session cookie says who links.
+async fn link_callback(
+    state: &AppState,
+    view: &View,
+    headers: &HeaderMap,
+    provider: &str,
+    cookie_state: &str,
+    params: BTreeMap<String, String>,
+    ctx: &portcullis_core::RequestContext,
+) -> Response {
+    let public = state.config().portcullis.public_url.clone();
+    let engine = state.engine();
+    let who = match session_user(state, headers).await {
+        Some(p) => p.username,
+        None => {
+            let e = FederationError::InvalidRequest(
+                "you are no longer signed in, so the identity cannot be linked; sign in and start again from your account page".into(),
+            );
+            return clear_link(html_error(state, view, &e), &public);
+        }
+    };
+    let resp = match engine
+        .finish_browser_link(provider, cookie_state, params, &who, ctx)
+        .await
+    {
+        Ok(_) => redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}?done=linked", public_path(&public, "/account")),
+        ),
+        Err(e) => html_error(state, view, &e),
+    };
+    clear_link(resp, &public)
+}
+
+/// The user of the browser's session cookie, if it is still valid.
+pub(crate) async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    let token = pages::cookie(headers, SESSION_COOKIE)?;
+    state.engine().authenticate_bearer(&token).await.ok()
+}
+
+/// Forgets the login state and the link marker.
+fn clear_link(mut resp: Response, public: &Url) -> Response {
+    for (name, path) in [
+        (LOGIN_STATE_COOKIE, CALLBACK_PATH),
+        (LINK_COOKIE, CALLBACK_PATH),
+    ] {
+        resp.headers_mut()
+            .append(header::SET_COOKIE, clear_cookie(name, path, public));
+    }
+    resp
 }

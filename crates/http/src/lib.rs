@@ -5,6 +5,7 @@
 //! Design decision: handlers are thin. They parse and validate input, call the engine in
 //! `portcullis-core`, and format the answer; no authentication logic lives here.
 
+pub mod account;
 pub mod error;
 pub mod federated;
 mod health;
@@ -17,6 +18,7 @@ pub mod oidc;
 pub mod pages;
 pub mod request;
 mod tokenreview;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +57,7 @@ struct Inner {
     providers: ArcSwap<Option<Arc<ProviderDirectory>>>,
     http_metrics: http_metrics::HttpMetrics,
     token_review_metrics: http_metrics::TokenReviewMetrics,
+    ui: ArcSwap<ui::Ui>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 engine,
+                ui: ArcSwap::from_pointee(ui::Ui::new(&config.portcullis.ui)),
                 config: ArcSwap::from_pointee(config),
                 metrics,
                 providers: ArcSwap::from_pointee(None),
@@ -84,7 +88,20 @@ impl AppState {
 
     /// Swaps in a new configuration (the engine is updated separately by the caller).
     pub fn set_config(&self, config: Config) {
+        // A templates directory is read again on every reload: the files may have changed.
+        if config.portcullis.ui != self.inner.config.load().portcullis.ui
+            || config.portcullis.ui.templates_dir.is_some()
+        {
+            self.inner
+                .ui
+                .store(Arc::new(ui::Ui::new(&config.portcullis.ui)));
+        }
         self.inner.config.store(Arc::new(config));
+    }
+
+    /// The page templates and branding of the configuration in force.
+    pub fn ui(&self) -> Arc<ui::Ui> {
+        self.inner.ui.load_full()
     }
 
     /// Installs the provider directory used by the public config endpoint.
@@ -121,11 +138,19 @@ pub fn router(state: AppState) -> Router {
         .route("/kapis/iam.kubesphere.io/v1alpha2/login", post(kapis::legacy_login))
         .route("/kapis/iam.kubesphere.io/v1alpha2/users/{user}/loginrecords", get(kapis::login_records))
         .route("/kapis/iam.kubesphere.io/v1alpha2/users", post(kapis_users::create_user))
-        .route("/login", get(login_pages::login_page))
+        .route("/login", get(login_pages::sign_in_page).post(login_pages::sign_in_submit))
         .route("/login/confirm", get(login_pages::confirm_page).post(login_pages::confirm_submit))
         .route("/login/{provider}", get(federated::start_login))
         .route("/oauth/callback/{provider}", get(federated::callback))
-        .route("/account", get(login_pages::account))
+        .route("/account", get(account::account_page))
+        .route("/account/sessions/revoke", post(account::revoke_session))
+        .route("/account/sessions/revoke-all", post(account::revoke_all))
+        .route("/account/identities/unlink", post(account::unlink))
+        .route("/account/identities/link", get(account::link))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sign-out", post(account::sign_out))
+        .route("/assets/portcullis.css", get(ui::assets::stylesheet))
+        .route("/assets/theme.css", get(ui::assets::theme))
         .merge(oidc::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,6 +1,12 @@
-//! The plain pages of the browser login: `GET /login` (one button per provider),
-//! `GET|POST /login/confirm` (the registration form of `mappingMethod: manual`) and the
-//! `GET /account` placeholder. The full pages come later; these stay minimal and script-free.
+//! The sign-in page (`GET|POST /login`, also served at `/oauth/login` where the authorization
+//! endpoint sends browsers) and the confirm page of `mappingMethod: manual`
+//! (`GET|POST /login/confirm`).
+//!
+//! Sign in: a user name or email and password form (CSRF-checked; the login goes through the
+//! engine exactly like the password grant: lockout, login records, `multipleLogin`) and one
+//! "Log In with ..." link per enabled, visible identity provider that can take the browser path,
+//! in configuration order. Success sets the session cookie and returns the browser to
+//! `return_to` (a place on this server only) or `/account`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,29 +16,29 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use portcullis_core::federation::{check_return_to, points_at_callback};
-use portcullis_core::{FederatedLogin, FederationError};
+use portcullis_core::{AuthError, FederatedLogin, FederationError, PasswordLogin};
 use portcullis_store::PendingRegistration;
+use serde_json::json;
 
 use crate::AppState;
 use crate::federated::{CONFIRM_PATH, html_error, signed_in, status_of};
 use crate::oauth::request_context;
-use crate::pages::{
-    REGISTRATION_COOKIE, SESSION_COOKIE, clear_cookie, cookie, escape, page, public_path,
-};
-use crate::request::FormParams;
+use crate::pages::{REGISTRATION_COOKIE, clear_cookie, cookie, public_path};
+use crate::request::{FormParams, require_form};
+use crate::ui::csrf::csrf_ok;
+use crate::ui::{View, format_time};
 
-/// `GET /login`: a "Log In with ..." link per enabled, visible identity provider that can take
-/// the browser path, in configuration order.
-pub async fn login_page(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+/// Where the sign-in form posts.
+pub const SIGN_IN_PATH: &str = "/login";
+
+/// Notices another page may ask the sign-in page to show (`?notice=`).
+const NOTICES: &[&str] = &["signed_out", "password_changed", "signed_out_everywhere"];
+
+/// The "Log In with ..." links: enabled, visible providers that can take the browser path.
+pub(crate) fn provider_links(state: &AppState, return_to: Option<&str>) -> Vec<serde_json::Value> {
     let public = state.config().portcullis.public_url.clone();
-    let return_to = query
-        .get("return_to")
-        .and_then(|r| check_return_to(r, &public));
     let providers = state.engine().providers();
-    let mut items = String::new();
+    let mut links = Vec::new();
     for entry in providers.entries() {
         let usable = !entry.config.disabled
             && !entry.config.hidden
@@ -47,57 +53,168 @@ pub async fn login_page(
             continue;
         }
         let mut href = public_path(&public, &format!("/login/{}", entry.name()));
-        if let Some(r) = &return_to {
-            let q: String = url::form_urlencoded::Serializer::new(String::new())
+        if let Some(r) = return_to {
+            let q = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("return_to", r)
                 .finish();
             href = format!("{href}?{q}");
         }
-        items.push_str(&format!(
-            "<li><a href=\"{}\">Log In with {}</a></li>\n",
-            escape(&href),
-            escape(entry.label())
-        ));
+        links.push(json!({ "name": entry.name(), "label": entry.label(), "href": href }));
     }
-    let body = if items.is_empty() {
-        "<p>No identity provider is available for logging in here.</p>".to_owned()
-    } else {
-        format!("<ul>\n{items}</ul>")
-    };
-    page(StatusCode::OK, "Log in", &body)
+    links
 }
 
-/// `GET /account`: who the session cookie belongs to.
-pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Renders the sign-in page.
+fn sign_in(
+    state: &AppState,
+    view: &View,
+    status: StatusCode,
+    return_to: Option<&str>,
+    login: &str,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
     let public = state.config().portcullis.public_url.clone();
-    let who = match cookie(&headers, SESSION_COOKIE) {
-        Some(token) => state.engine().authenticate_bearer(&token).await.ok(),
-        None => None,
+    let ctx = json!({
+        "action": public_path(&public, SIGN_IN_PATH),
+        "return_to": return_to,
+        "login": login,
+        "error": error,
+        "notice": notice,
+        "providers": provider_links(state, return_to),
+    });
+    let resp = state
+        .ui()
+        .render(state, view, status, "login.html", "login_title", ctx);
+    // Back to an authorization request: its client's redirect URI ends the form's redirects.
+    match return_to.and_then(redirect_uri_of) {
+        Some(uri) => crate::ui::allow_form_target(resp, &uri),
+        None => resp,
+    }
+}
+
+/// The `redirect_uri` of an authorization request URL (`return_to` of the OIDC login).
+fn redirect_uri_of(return_to: &str) -> Option<String> {
+    let query = return_to.split_once("/oauth/authorize?")?.1;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /login` and `GET /oauth/login` (`?return_to=`, `?notice=`, `?lang=`).
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    view: View,
+) -> Response {
+    let public = state.config().portcullis.public_url.clone();
+    let return_to = query
+        .get("return_to")
+        .and_then(|r| check_return_to(r, &public));
+    let notice = query
+        .get("notice")
+        .filter(|n| NOTICES.contains(&n.as_str()))
+        .map(|n| view.text(&format!("notice_{n}"), &[]));
+    sign_in(
+        &state,
+        &view,
+        StatusCode::OK,
+        return_to.as_deref(),
+        "",
+        None,
+        notice,
+    )
+}
+
+/// The message of a refused password login, in the page's language.
+fn login_error(state: &AppState, view: &View, e: &AuthError) -> (StatusCode, String) {
+    match e {
+        AuthError::Locked { retry_after_s } => {
+            let until = state.engine().now_ms() + retry_after_s * 1000;
+            let minutes = ((retry_after_s + 59) / 60).max(1).to_string();
+            let text = view.text(
+                "err_locked",
+                &[("until", &format_time(until)), ("minutes", &minutes)],
+            );
+            (StatusCode::TOO_MANY_REQUESTS, text)
+        }
+        AuthError::AccountDisabled => (StatusCode::FORBIDDEN, view.text("err_disabled", &[])),
+        AuthError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            view.text("err_internal", &[]),
+        ),
+        _ => (StatusCode::UNAUTHORIZED, view.text("err_credentials", &[])),
+    }
+}
+
+/// `POST /login` and `POST /oauth/login`: the password login.
+pub async fn sign_in_submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    view: View,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let public = state.config().portcullis.public_url.clone();
+    let Ok(fields) = require_form(&headers).and_then(|()| FormParams::parse(&body)) else {
+        let e = view.text("err_form", &[]);
+        return sign_in(
+            &state,
+            &view,
+            StatusCode::BAD_REQUEST,
+            None,
+            "",
+            Some(e),
+            None,
+        );
     };
-    match who {
-        Some(p) => page(
-            StatusCode::OK,
-            "Account",
-            &format!("<p>Signed in as {}</p>", escape(&p.username)),
-        ),
-        None => page(
-            StatusCode::UNAUTHORIZED,
-            "Account",
-            &format!(
-                "<p>You are not signed in.</p>\n<p><a href=\"{}\">Log in</a></p>",
-                escape(&public_path(&public, "/login"))
-            ),
-        ),
+    let return_to = fields
+        .get("return_to")
+        .and_then(|r| check_return_to(r, &public));
+    let login = fields.get("username").unwrap_or("");
+    let show = |status: StatusCode, message: String| {
+        sign_in(
+            &state,
+            &view,
+            status,
+            return_to.as_deref(),
+            login,
+            Some(message),
+            None,
+        )
+    };
+    if !csrf_ok(&headers, &fields) {
+        return show(StatusCode::FORBIDDEN, view.text("err_csrf", &[]));
+    }
+    let password = fields.get("password").unwrap_or("");
+    if login.trim().is_empty() || password.is_empty() {
+        return show(StatusCode::BAD_REQUEST, view.text("err_missing", &[]));
+    }
+    let attempt = PasswordLogin {
+        login,
+        password,
+        client_id: "",
+        login_type: "Token",
+    };
+    let ctx = request_context(&state, peer, &headers);
+    match state.engine().password_login(&attempt, &ctx).await {
+        Ok(tokens) => signed_in(&tokens, return_to.as_deref(), &public),
+        Err(e) => {
+            let (status, message) = login_error(&state, &view, &e);
+            show(status, message)
+        }
     }
 }
 
 fn confirm_form(
     state: &AppState,
+    view: &View,
+    status: StatusCode,
     reg: &PendingRegistration,
     name: &str,
     email: &str,
-    error: Option<&str>,
-) -> String {
+    error: Option<String>,
+) -> Response {
     let public = state.config().portcullis.public_url.clone();
     let providers = state.engine().providers();
     let label = providers
@@ -108,23 +225,18 @@ fn confirm_form(
         .upstream_username
         .as_deref()
         .unwrap_or(&reg.upstream_uid);
-    let error = error
-        .map(|e| format!("<p role=\"alert\">{}</p>\n", escape(e)))
-        .unwrap_or_default();
-    format!(
-        "<p>You logged in with {} as {}. Choose the name of your account.</p>\n{error}\
-         <form method=\"post\" action=\"{}\">\n\
-         <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\n\
-         <p><label>User name <input name=\"name\" value=\"{}\" required maxlength=\"63\"></label></p>\n\
-         <p><label>Email <input name=\"email\" type=\"email\" value=\"{}\"></label></p>\n\
-         <p><button type=\"submit\">Create account</button></p>\n</form>",
-        escape(&label),
-        escape(upstream),
-        escape(&public_path(&public, CONFIRM_PATH)),
-        escape(&reg.csrf_token),
-        escape(name),
-        escape(email),
-    )
+    let ctx = json!({
+        "action": public_path(&public, CONFIRM_PATH),
+        "provider": label,
+        "upstream": upstream,
+        "registration_csrf": reg.csrf_token,
+        "name": name,
+        "email": email,
+        "error": error,
+    });
+    state
+        .ui()
+        .render(state, view, status, "confirm.html", "confirm_title", ctx)
 }
 
 async fn registration(
@@ -146,41 +258,42 @@ async fn registration(
 }
 
 /// `GET /login/confirm`: the registration form, prefilled with the upstream's name and email.
-pub async fn confirm_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let public = state.config().portcullis.public_url.clone();
+pub async fn confirm_page(
+    State(state): State<AppState>,
+    view: View,
+    headers: HeaderMap,
+) -> Response {
     match registration(&state, &headers).await {
         Ok(reg) => {
             let email = reg.proposed_email.clone().unwrap_or_default();
-            let body = confirm_form(&state, &reg, &reg.proposed_name, &email, None);
-            page(StatusCode::OK, "Create your account", &body)
+            let name = reg.proposed_name.clone();
+            confirm_form(&state, &view, StatusCode::OK, &reg, &name, &email, None)
         }
-        Err(e) => html_error(&e, &headers, &public),
+        Err(e) => html_error(&state, &view, &e),
     }
 }
 
-/// `POST /login/confirm`: creates the account (name and email validated, CSRF token checked)
-/// and signs the browser in; a correctable mistake shows the form again with the message.
+/// `POST /login/confirm`: creates the account (name and email validated, the registration's
+/// CSRF token checked by the engine) and signs the browser in; a correctable mistake (invalid
+/// characters, a name or email taken) shows the form again with the input and the message.
 pub async fn confirm_submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    view: View,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let public = state.config().portcullis.public_url.clone();
-    let form = match crate::request::require_form(&headers).and_then(|()| FormParams::parse(&body))
-    {
-        Ok(f) => f,
-        Err(_) => {
-            let e = FederationError::InvalidRequest("the form could not be read".into());
-            return html_error(&e, &headers, &public);
-        }
+    let Ok(form) = require_form(&headers).and_then(|()| FormParams::parse(&body)) else {
+        let e = FederationError::InvalidRequest("the form could not be read".into());
+        return html_error(&state, &view, &e);
     };
     let reg = match registration(&state, &headers).await {
         Ok(r) => r,
-        Err(e) => return html_error(&e, &headers, &public),
+        Err(e) => return html_error(&state, &view, &e),
     };
     let name = form.get("name").unwrap_or("");
-    let email = form.get("email");
+    let email = form.get("email").filter(|e| !e.trim().is_empty());
     let ctx = request_context(&state, peer, &headers);
     let result = state
         .engine()
@@ -196,7 +309,7 @@ pub async fn confirm_submit(
         Ok(done) => {
             let FederatedLogin::LoggedIn { tokens, .. } = &done.login else {
                 let e = FederationError::Internal("unexpected registration outcome".into());
-                return html_error(&e, &headers, &public);
+                return html_error(&state, &view, &e);
             };
             let mut resp = signed_in(tokens, done.return_to.as_deref(), &public);
             resp.headers_mut().append(
@@ -206,15 +319,18 @@ pub async fn confirm_submit(
             resp
         }
         Err(e @ (FederationError::InvalidInput(_) | FederationError::Conflict(_))) => {
-            let body = confirm_form(
+            let status = status_of(&e);
+            let email = email.unwrap_or("");
+            confirm_form(
                 &state,
+                &view,
+                status,
                 &reg,
                 name,
-                email.unwrap_or(""),
-                Some(&e.to_string()),
-            );
-            page(status_of(&e), "Create your account", &body)
+                email,
+                Some(e.to_string()),
+            )
         }
-        Err(e) => html_error(&e, &headers, &public),
+        Err(e) => html_error(&state, &view, &e),
     }
 }

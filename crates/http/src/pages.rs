@@ -1,5 +1,5 @@
-//! Minimal server-rendered pages (login buttons, the registration form, the account placeholder,
-//! error pages) and the cookies of the browser login.
+//! What every page and browser redirect shares: HTML escaping, the security headers and the
+//! cookies of the browser login. The pages themselves are templates in [`crate::ui`].
 //!
 //! Every page is plain HTML with everything interpolated escaped, no script and no inline style,
 //! sent with `Content-Security-Policy: default-src 'none'; style-src 'self'; form-action 'self';
@@ -16,6 +16,9 @@ pub const LOGIN_STATE_COOKIE: &str = "portcullis_login_state";
 pub const REGISTRATION_COOKIE: &str = "portcullis_registration";
 /// The session cookie: the access token of the browser's session.
 pub const SESSION_COOKIE: &str = "portcullis_session";
+/// Set next to the login-state cookie when the signed-in user links another identity provider
+/// from the account page; its value is the same state.
+pub const LINK_COOKIE: &str = "portcullis_link";
 
 const CSP: &str =
     "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'";
@@ -36,25 +39,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A complete page. `body` must already be escaped HTML; `title` is escaped here.
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} - Portcullis</title>\n</head>\n<body>\n<main>\n<h1>{}</h1>\n{body}\n</main>\n</body>\n</html>\n",
-        escape(title),
-        escape(title)
-    );
-    let mut resp = (status, html).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    secure_headers(h);
-    resp
-}
-
 /// The security headers every page and login redirect carries.
 pub fn secure_headers(h: &mut HeaderMap) {
     h.insert(
@@ -71,17 +55,6 @@ pub fn secure_headers(h: &mut HeaderMap) {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-}
-
-/// An error page: the message, and the request id to quote to an administrator.
-pub fn error_page(status: StatusCode, message: &str, request_id: &str, public: &Url) -> Response {
-    let body = format!(
-        "<p>{}</p>\n<p>Request id: <code>{}</code></p>\n<p><a href=\"{}\">Back to the login page</a></p>",
-        escape(message),
-        escape(request_id),
-        escape(&public_path(public, "/login"))
-    );
-    page(status, "Login failed", &body)
 }
 
 /// A redirect (`302` or `303`) with the page security headers.

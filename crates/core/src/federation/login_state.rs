@@ -25,6 +25,14 @@ pub struct LoginStart {
     pub max_age_s: i64,
 }
 
+/// A browser callback that passed the state checks (the login state is consumed).
+pub(crate) struct CheckedCallback {
+    pub entry: ProviderEntry,
+    pub provider: Arc<dyn OAuthProvider>,
+    pub callback: CallbackRequest,
+    pub row: LoginState,
+}
+
 impl std::fmt::Debug for LoginStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginStart").finish_non_exhaustive()
@@ -158,6 +166,34 @@ impl Engine {
         params: BTreeMap<String, String>,
         ctx: &RequestContext,
     ) -> Result<(FederatedLogin, Option<String>), FederationError> {
+        let checked = self
+            .take_browser_state(name, cookie_state, params, ctx)
+            .await?;
+        let path = LoginPath::Browser {
+            return_to: checked.row.return_to.clone(),
+        };
+        let outcome = self
+            .exchange_and_map(
+                &checked.entry,
+                checked.provider.as_ref(),
+                &checked.callback,
+                path,
+                ctx,
+            )
+            .await?;
+        Ok((outcome, checked.row.return_to))
+    }
+
+    /// The checks of a browser callback shared by logins and account links: the provider is
+    /// usable, `state` matches the cookie, and the login state is live, unused and this
+    /// provider's (it is consumed). Failures are recorded.
+    pub(crate) async fn take_browser_state(
+        &self,
+        name: &str,
+        cookie_state: &str,
+        params: BTreeMap<String, String>,
+        ctx: &RequestContext,
+    ) -> Result<CheckedCallback, FederationError> {
         let unknown = format!("{name}:unknown");
         let (entry, provider) = match self.usable_provider(name) {
             Ok(found) => found,
@@ -204,13 +240,12 @@ impl Engine {
         if let Some(n) = &row.nonce {
             callback = callback.with_nonce(n.clone());
         }
-        let path = LoginPath::Browser {
-            return_to: row.return_to.clone(),
-        };
-        let outcome = self
-            .exchange_and_map(&entry, provider.as_ref(), &callback, path, ctx)
-            .await?;
-        Ok((outcome, row.return_to))
+        Ok(CheckedCallback {
+            entry,
+            provider,
+            callback,
+            row,
+        })
     }
 
     /// Finishes a ks-console login (no login-state cookie): allowed only for a provider whose

@@ -170,7 +170,7 @@ impl Engine {
     /// case the link is re-keyed to the stable id. A legacy link is re-keyed only when it was
     /// stored under the name it is found by (KubeSphere's shape) and its user has no other link
     /// at this provider; otherwise it is left alone and not used.
-    async fn find_link(
+    pub(crate) async fn find_link(
         &self,
         provider: &str,
         identity: &Identity,

@@ -22,6 +22,7 @@
 //! [`FederationError`] whose message is safe to show, plus a failed login record naming the
 //! identity provider; upstream details go to the log.
 
+mod account_link;
 mod groups;
 mod links;
 mod login_state;

@@ -13,24 +13,34 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use portcullis_core::oidc::{AuthRequest, AuthorizeError, BrowserSession, Decision};
 
-use super::{csrf_ok, csrf_token, parse_params, with_cookie};
+use super::parse_params;
 use crate::AppState;
-use crate::pages::{SESSION_COOKIE, cookie, escape, page, public_path, redirect, request_id};
+use crate::pages::{SESSION_COOKIE, cookie, public_path, redirect};
 use crate::request::{FormParams, require_form};
+use crate::ui::View;
+use crate::ui::csrf::csrf_ok;
 
 /// An error page (never a redirect: used when the client or redirect URI is not trusted).
-pub(crate) fn fail_page(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
-    let body = format!(
-        "<p>{}</p>\n<p>Request id: <code>{}</code></p>",
-        escape(message),
-        escape(&request_id(headers))
-    );
-    page(status, "Request refused", &body)
+pub(crate) fn fail_page(
+    state: &AppState,
+    view: &View,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    tracing::warn!(request_id = %view.request_id, status = status.as_u16(), error = message, "authorization request refused; error page shown");
+    let ctx = serde_json::json!({
+        "headline": view.text("kind_refused", &[]),
+        "message": message,
+        "todo": view.text("todo_app", &[]),
+    });
+    state
+        .ui()
+        .render(state, view, status, "error.html", "refused_title", ctx)
 }
 
-fn error_response(state: &AppState, headers: &HeaderMap, e: AuthorizeError) -> Response {
+fn error_response(state: &AppState, view: &View, e: AuthorizeError) -> Response {
     match e {
-        AuthorizeError::Page(m) => fail_page(headers, StatusCode::BAD_REQUEST, &m),
+        AuthorizeError::Page(m) => fail_page(state, view, StatusCode::BAD_REQUEST, &m),
         AuthorizeError::Redirect {
             redirect_uri,
             state: st,
@@ -54,27 +64,33 @@ fn error_response(state: &AppState, headers: &HeaderMap, e: AuthorizeError) -> R
 pub async fn authorize_get(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    view: View,
     headers: HeaderMap,
 ) -> Response {
     match parse_params(query.unwrap_or_default().as_bytes()) {
-        Ok(params) => run(&state, params, &headers).await,
-        Err(m) => fail_page(&headers, StatusCode::BAD_REQUEST, &m),
+        Ok(mut params) => {
+            // The language switch of the consent page (`?lang=`) is not an OAuth parameter.
+            params.remove("lang");
+            run(&state, &view, params, &headers).await
+        }
+        Err(m) => fail_page(&state, &view, StatusCode::BAD_REQUEST, &m),
     }
 }
 
 /// `POST /oauth/authorize` (form-encoded, OpenID Connect Core §3.1.2.1).
 pub async fn authorize_post(
     State(state): State<AppState>,
+    view: View,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if require_form(&headers).is_err() {
         let m = "The request body must be application/x-www-form-urlencoded.";
-        return fail_page(&headers, StatusCode::BAD_REQUEST, m);
+        return fail_page(&state, &view, StatusCode::BAD_REQUEST, m);
     }
     match parse_params(&body) {
-        Ok(params) => run(&state, params, &headers).await,
-        Err(m) => fail_page(&headers, StatusCode::BAD_REQUEST, &m),
+        Ok(params) => run(&state, &view, params, &headers).await,
+        Err(m) => fail_page(&state, &view, StatusCode::BAD_REQUEST, &m),
     }
 }
 
@@ -83,20 +99,25 @@ async fn browser(state: &AppState, headers: &HeaderMap) -> Option<BrowserSession
     state.engine().browser_session(&token).await
 }
 
-async fn run(state: &AppState, params: BTreeMap<String, String>, headers: &HeaderMap) -> Response {
+async fn run(
+    state: &AppState,
+    view: &View,
+    params: BTreeMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
     let engine = state.engine();
     let req = match engine.check_authorization_request(params) {
         Ok(r) => r,
-        Err(e) => return error_response(state, headers, e),
+        Err(e) => return error_response(state, view, e),
     };
     let session = browser(state, headers).await;
     let decision = engine.authorize(&req, session.as_ref(), false).await;
-    respond(state, headers, &req, session.as_ref(), decision)
+    respond(state, view, &req, session.as_ref(), decision)
 }
 
 fn respond(
     state: &AppState,
-    headers: &HeaderMap,
+    view: &View,
     req: &AuthRequest,
     session: Option<&BrowserSession>,
     decision: Result<Decision, AuthorizeError>,
@@ -116,70 +137,69 @@ fn respond(
             redirect(StatusCode::FOUND, &target)
         }
         Ok(Decision::Consent) => match session {
-            Some(s) => consent_page(state, headers, req, s),
-            None => fail_page(headers, StatusCode::UNAUTHORIZED, "You are not logged in."),
+            Some(s) => consent_page(state, view, req, s),
+            None => fail_page(
+                state,
+                view,
+                StatusCode::UNAUTHORIZED,
+                "You are not logged in.",
+            ),
         },
-        Err(e) => error_response(state, headers, e),
+        Err(e) => error_response(state, view, e),
     }
 }
 
-fn describe(scope: &str) -> &str {
+/// The catalog key describing a scope, or the scope itself when it has none.
+fn describe(view: &View, scope: &str) -> String {
     match scope {
-        "openid" => "Know who you are (your user name)",
-        "profile" => "See your name",
-        "email" => "See your email address",
-        "groups" => "See the groups you belong to",
-        "offline_access" => "Stay signed in to it while you are away",
-        other => other,
+        "openid" | "profile" | "email" | "groups" | "offline_access" => {
+            view.text(&format!("scope_{scope}"), &[])
+        }
+        other => other.to_owned(),
     }
 }
 
 fn consent_page(
     state: &AppState,
-    headers: &HeaderMap,
+    view: &View,
     req: &AuthRequest,
     session: &BrowserSession,
 ) -> Response {
     let public = state.config().portcullis.public_url.clone();
-    let (csrf, set) = csrf_token(state, headers);
-    let mut hidden = String::new();
-    for (k, v) in &req.params {
-        hidden.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-            escape(k),
-            escape(v)
-        ));
-    }
-    let items: String = req
-        .scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>\n", escape(describe(s))))
-        .collect();
-    let body = format!(
-        "<p>Signed in as <strong>{}</strong>.</p>\n\
-         <p>The application <strong>{}</strong> asks to:</p>\n<ul>\n{items}</ul>\n\
-         <form method=\"post\" action=\"{}\">\n{hidden}\
-         <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\n\
-         <p><button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></p>\n</form>",
-        escape(&session.user.name),
-        escape(&req.client.name),
-        escape(&public_path(&public, "/oauth/authorize/consent")),
-        escape(&csrf),
-    );
-    with_cookie(page(StatusCode::OK, "Allow access?", &body), set)
+    let params: Vec<(&String, &String)> = req.params.iter().collect();
+    let scopes: Vec<String> = req.scopes.iter().map(|s| describe(view, s)).collect();
+    let ctx = serde_json::json!({
+        "user": session.user.name,
+        "client": req.client.name,
+        "scopes": scopes,
+        "params": params,
+        "action": public_path(&public, "/oauth/authorize/consent"),
+    });
+    state.ui().render(
+        state,
+        view,
+        StatusCode::OK,
+        "consent.html",
+        "consent_title",
+        ctx,
+    )
 }
 
 /// `POST /oauth/authorize/consent`: the consent page's answer.
-pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let bad = |m: &str| fail_page(&headers, StatusCode::BAD_REQUEST, m);
+pub async fn consent(
+    State(state): State<AppState>,
+    view: View,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let bad = |m: &str| fail_page(&state, &view, StatusCode::BAD_REQUEST, m);
     let form = match require_form(&headers).and_then(|()| FormParams::parse(&body)) {
         Ok(f) => f,
         Err(_) => return bad("The form could not be read."),
     };
     if !csrf_ok(&headers, &form) {
         let m = "The form has expired or did not come from this site; start again from the application.";
-        return fail_page(&headers, StatusCode::FORBIDDEN, m);
+        return fail_page(&state, &view, StatusCode::FORBIDDEN, m);
     }
     let Ok(mut params) = parse_params(&body) else {
         return bad("The form could not be read.");
@@ -189,12 +209,12 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     let engine = state.engine();
     let req = match engine.check_authorization_request(params) {
         Ok(r) => r,
-        Err(e) => return error_response(&state, &headers, e),
+        Err(e) => return error_response(&state, &view, e),
     };
     let Some(session) = browser(&state, &headers).await else {
         // Logged out meanwhile: start over through the login page.
         let d = engine.authorize(&req, None, false).await;
-        return respond(&state, &headers, &req, None, d);
+        return respond(&state, &view, &req, None, d);
     };
     if decision.as_deref() != Some("allow") {
         let loc = engine.error_location(&req, "access_denied", "the user denied the request");
@@ -206,5 +226,5 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         return redirect(StatusCode::FOUND, &loc);
     }
     let d = engine.authorize(&req, Some(&session), true).await;
-    respond(&state, &headers, &req, Some(&session), d)
+    respond(&state, &view, &req, Some(&session), d)
 }

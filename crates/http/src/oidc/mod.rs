@@ -18,19 +18,16 @@ pub mod token;
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use portcullis_config::OAuthClient;
-use portcullis_core::{OidcError, constant_time_eq};
+use portcullis_core::OidcError;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{FormParams, basic_credentials};
 
-/// The CSRF cookie of the login and consent forms (double-submit: the form echoes it).
-pub const CSRF_COOKIE: &str = "portcullis_csrf";
-/// Path of the CSRF cookie (under the public URL's path).
-const CSRF_PATH: &str = "/oauth";
+pub use crate::ui::csrf::CSRF_COOKIE;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -51,7 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/authorize/consent", post(authorize::consent))
         .route(
             login::LOGIN_PATH,
-            get(login::login_page).post(login::login_submit),
+            get(crate::login_pages::sign_in_page).post(crate::login_pages::sign_in_submit),
         )
         .route(
             "/oauth/userinfo",
@@ -126,37 +123,4 @@ pub(crate) fn parse_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, Str
         }
     }
     Ok(map)
-}
-
-/// The CSRF token of this browser: the cookie's, or a new one (then `Some(Set-Cookie)`).
-pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(t) = crate::pages::cookie(headers, CSRF_COOKIE).filter(|t| t.len() >= 22) {
-        return (t, None);
-    }
-    let token = portcullis_core::random_id();
-    let public = state.config().portcullis.public_url.clone();
-    let cookie = crate::pages::set_cookie(CSRF_COOKIE, &token, CSRF_PATH, None, &public);
-    (token, Some(cookie))
-}
-
-/// Whether a submitted form echoes this browser's CSRF cookie.
-pub(crate) fn csrf_ok(headers: &HeaderMap, form: &FormParams) -> bool {
-    match (
-        crate::pages::cookie(headers, CSRF_COOKIE),
-        form.get("csrf_token"),
-    ) {
-        (Some(cookie), Some(sent)) => constant_time_eq(&cookie, sent),
-        _ => false,
-    }
-}
-
-/// Adds a `Set-Cookie` to a response when there is one.
-pub(crate) fn with_cookie(
-    mut resp: axum::response::Response,
-    cookie: Option<HeaderValue>,
-) -> axum::response::Response {
-    if let Some(c) = cookie {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
 }

@@ -1,11 +1,13 @@
 //! Integration tests of the real `portcullis` binary over HTTP, on SQLite and on PostgreSQL.
 
+mod account_pages;
 mod cli;
 mod common;
 mod core_flow;
 mod defaults;
 mod degradation;
 mod deploy;
+mod e2e;
 mod federation;
 mod import;
 mod kubesphere_redis;

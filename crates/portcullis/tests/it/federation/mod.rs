@@ -115,7 +115,7 @@ pub fn signed_in_as(hops: &[Hop], user: &str) {
     let last = hops.last().unwrap();
     assert_eq!(last.status, 200, "{:#?}", hops);
     assert!(
-        last.body.contains(&format!("Signed in as {user}</p>")),
+        last.body.contains(&format!("Signed in as {user}</h2>")),
         "{}",
         last.body
     );

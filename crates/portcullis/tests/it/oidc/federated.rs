@@ -63,17 +63,15 @@ async fn identity_provider_login_completes_an_authorization_request() {
         .extend_pairs(code_request("app", &challenge, "openid profile email"))
         .finish();
 
-    // The authorization endpoint sends the browser to the login page; its provider link goes to
-    // `/login?return_to=...`, whose GitHub button starts the federated login.
+    // The authorization endpoint sends the browser to the sign-in page, whose GitHub button
+    // (carrying the same `return_to`) starts the federated login.
     let login = hop(
         &mut browser,
         &format!("{}/oauth/authorize?{q}", server.base),
     )
     .await;
     let page = browser.get(&login).await.text().await.unwrap();
-    let others = field_href(&page, "Log in with an identity provider");
-    let list = browser.get(&others).await.text().await.unwrap();
-    let start = href_containing(&list, "/login/github?");
+    let start = href_containing(&page, "/login/github?");
     let upstream = hop(&mut browser, &start).await;
     assert!(upstream.starts_with(&gh.auth_url()), "{upstream}");
     let callback = hop(&mut browser, &upstream).await;
@@ -121,14 +119,5 @@ fn href_containing(page: &str, part: &str) -> String {
         .unwrap_or_else(|| panic!("no link to {part:?} in {page}"));
     let start = page[..at].rfind("href=\"").unwrap() + 6;
     let end = start + page[start..].find('"').unwrap();
-    page[start..end].replace("&amp;", "&")
-}
-
-/// The `href` of the first link whose text starts with `text`, unescaped.
-fn field_href(page: &str, text: &str) -> String {
-    let end = page
-        .find(&format!("\">{text}"))
-        .unwrap_or_else(|| panic!("no link {text:?} in {page}"));
-    let start = page[..end].rfind("href=\"").unwrap() + 6;
     page[start..end].replace("&amp;", "&")
 }
