@@ -175,14 +175,16 @@ fn consent_page(
         "params": params,
         "action": public_path(&public, "/oauth/authorize/consent"),
     });
-    state.ui().render(
+    let page = state.ui().render(
         state,
         view,
         StatusCode::OK,
         "consent.html",
         "consent_title",
         ctx,
-    )
+    );
+    // Allow (or Deny) ends in a redirect to the client, which `form-action` governs too.
+    crate::ui::allow_form_target(page, &req.redirect_uri)
 }
 
 /// `POST /oauth/authorize/consent`: the consent page's answer.
