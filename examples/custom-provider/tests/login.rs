@@ -176,7 +176,7 @@ portcullis:
     let session = cookie_pair(&done, "portcullis_session");
     let account = fetch(&server, &format!("{PUBLIC}/account"), Some(&session)).await;
     let text = account.text().await.unwrap();
-    assert!(text.contains("Signed in as tea.drinker</p>"), "{text}");
+    assert!(text.contains("Signed in as tea.drinker</h2>"), "{text}");
 
     // ks-console can draw the button from the public listing.
     let listing: serde_json::Value = fetch(
