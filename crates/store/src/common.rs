@@ -184,6 +184,12 @@ pub(crate) fn apply_update(user: &mut User, update: &UserUpdate) {
 }
 
 /// The stored form of a group list.
+/// Takes or renews the lease `$1` for holder `$2` until `$3` when it is free, expired at `$4`,
+/// or already held by `$2` (the same statement on SQLite and PostgreSQL).
+pub(crate) const TRY_LEASE: &str = "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE job_leases.expires_at <= $4 OR job_leases.holder = excluded.holder";
+
 /// Reads a JSON array of group names (`what` names the row kind in the error).
 pub(crate) fn groups_from_json(text: &str, what: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text)

@@ -833,17 +833,13 @@ impl LockoutStore for SqliteStore {
         now: UnixMillis,
         ttl_ms: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE job_leases.expires_at <= $4 OR job_leases.holder = excluded.holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now.saturating_add(ttl_ms))
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
+        let done = sqlx::query(crate::common::TRY_LEASE)
+            .bind(name)
+            .bind(holder)
+            .bind(now.saturating_add(ttl_ms))
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }
