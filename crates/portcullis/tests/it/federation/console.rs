@@ -33,7 +33,7 @@ async fn console_code(auth_url: &str, client_id: &str, name: &str, login_as: &st
         .expect("a code")
 }
 
-async fn console_callback(server: &Server, name: &str, query: &str) -> Hop {
+pub(super) async fn console_callback(server: &Server, name: &str, query: &str) -> Hop {
     let url = server.url(&format!("/oauth/callback/{name}?{query}"));
     let resp = http().get(&url).send().await.unwrap();
     Hop {

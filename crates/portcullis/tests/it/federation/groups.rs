@@ -80,14 +80,7 @@ async fn console_login_at(
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .expect("a code");
-    let url = server.url(&format!("/oauth/callback/{name}?code={code}&state={name}"));
-    let resp = http().get(&url).send().await.unwrap();
-    Hop {
-        url,
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        body: resp.text().await.unwrap(),
-    }
+    super::console::console_callback(server, name, &format!("code={code}&state={name}")).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
