@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use portcullis_store::IdentityLink;
 
-use super::{FederationError, provider_failure};
+use super::{FederationError, Reason, provider_failure};
 use crate::engine::{Engine, RequestContext};
 
 impl Engine {
@@ -34,21 +34,22 @@ impl Engine {
                     .await);
             }
         };
-        let label = checked.entry.label().to_owned();
+        let elsewhere = || Reason::IdentityLinkedElsewhere {
+            provider: checked.entry.label().to_owned(),
+        };
         let existing = self.find_link(name, &identity).await?;
         let link = match existing {
             Some(l) if l.user == user => l,
             Some(_) => {
-                let e = FederationError::Conflict(format!(
-                    "this {label} identity is already linked to another account; unlink it there first"
-                ));
+                let e = FederationError::Conflict(elsewhere());
                 return Err(self.federation_failure(name, user, ctx, e, None).await);
             }
             None => self
                 .link_identity(user, name, identity.user_id(), identity.username.as_deref())
                 .await
                 .map_err(|e| match e {
-                    crate::CoreError::Conflict(m) => FederationError::Conflict(m),
+                    // Linked to someone else since the lookup above.
+                    crate::CoreError::Conflict(_) => FederationError::Conflict(elsewhere()),
                     other => other.into(),
                 })?,
         };
