@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use portcullis_store::IdentityLink;
+use tracing::Instrument;
 
 use super::{FederationError, Reason, provider_failure};
 use crate::engine::{Engine, RequestContext};
@@ -25,7 +26,12 @@ impl Engine {
         let checked = self
             .take_browser_state(name, cookie_state, params, ctx)
             .await?;
-        let identity = match checked.provider.exchange(&checked.callback).await {
+        let exchanged = checked
+            .provider
+            .exchange(&checked.callback)
+            .instrument(crate::observe::upstream_span(name, "exchange"))
+            .await;
+        let identity = match exchanged {
             Ok(identity) => identity,
             Err(e) => {
                 let (err, detail) = provider_failure(name, &e);

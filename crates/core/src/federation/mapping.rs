@@ -4,6 +4,7 @@
 use portcullis_config::MappingMethod;
 use portcullis_idp::{CallbackRequest, Identity, OAuthProvider};
 use portcullis_store::{IdentityLink, PendingRegistration, StoreError, User, UserState};
+use tracing::Instrument;
 
 use super::{FederationError, LOGIN_TYPE, ProviderEntry, Reason, provider_failure};
 use crate::engine::{Engine, IssuedTokens, RequestContext, random_id};
@@ -88,7 +89,10 @@ impl Engine {
     ) -> Result<FederatedLogin, FederationError> {
         let name = entry.name();
         let started = std::time::Instant::now();
-        let exchanged = provider.exchange(callback).await;
+        let exchanged = provider
+            .exchange(callback)
+            .instrument(crate::observe::upstream_span(name, "exchange"))
+            .await;
         crate::observe::upstream_latency(name, "exchange", started, exchanged.is_ok());
         let identity = match exchanged {
             Ok(identity) => identity,
