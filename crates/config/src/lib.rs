@@ -22,6 +22,7 @@ mod providers;
 mod raw;
 mod redis;
 mod secret;
+mod telemetry;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--jwt-secret` / `PORTCULLIS_JWT_SECRET`: beats `authentication.jwtSecret`.
     pub jwt_secret: Option<Secret>,
+    /// `--otlp-endpoint` / `PORTCULLIS_OTLP_ENDPOINT`: beats `portcullis.tracing.otlpEndpoint`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Overrides {
             .field("log_format", &self.log_format)
             .field("data_dir", &self.data_dir)
             .field("jwt_secret", &self.jwt_secret)
+            .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
     }
 }

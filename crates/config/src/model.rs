@@ -288,6 +288,16 @@ pub struct PortcullisOptions {
     pub signing_key_rotation_period: Duration,
     /// `ui`: branding and template overrides of the login and account pages.
     pub ui: UiOptions,
+    /// `tracing`: OpenTelemetry trace export (used by a binary built with `otel`).
+    pub tracing: TracingOptions,
+}
+
+/// `portcullis.tracing`: OpenTelemetry trace export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TracingOptions {
+    /// `otlpEndpoint`: base URL of an OTLP/HTTP receiver (`/v1/traces` is appended). `None`:
+    /// the standard `OTEL_EXPORTER_OTLP_*` environment variables decide.
+    pub otlp_endpoint: Option<url::Url>,
 }
 
 /// `portcullis.ui`: how the login and account pages look.

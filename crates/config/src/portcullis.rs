@@ -23,6 +23,7 @@ const PORTCULLIS_KEYS: &[&str] = &[
     "ipMaxFailures",
     "signingKeyRotationPeriod",
     "ui",
+    "tracing",
 ];
 
 /// Default `listen`.
@@ -34,8 +35,8 @@ const DEFAULT_ADMIN_GROUP: &str = "platform-admins";
 const DEFAULT_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// A setting's value and where it came from, for messages.
-struct Setting {
-    value: String,
+pub(crate) struct Setting {
+    pub(crate) value: String,
     /// `--flag / PORTCULLIS_VAR` for an override, the key path for the file.
     source: String,
     line: Option<usize>,
@@ -43,7 +44,7 @@ struct Setting {
 }
 
 impl Setting {
-    fn fail(&self, report: &mut Report, message: String) {
+    pub(crate) fn fail(&self, report: &mut Report, message: String) {
         if self.from_override {
             report.override_error(&self.source, message);
         } else {
@@ -54,7 +55,7 @@ impl Setting {
 
 /// The override if given, else the file's value. An empty value in the file means "not set"
 /// (templated files render absent values that way); an empty override is checked like any other.
-fn setting(
+pub(crate) fn setting(
     report: &mut Report,
     over: Option<&str>,
     flag: &str,
@@ -218,6 +219,7 @@ pub(crate) fn read(
         .and_then(|v| v.duration(report))
         .unwrap_or(DEFAULT_KEY_ROTATION);
     let ui = crate::ui::read(report, f.get("ui"), &f);
+    let tracing = crate::telemetry::read(report, f.get("tracing"), &f, over);
     PortcullisOptions {
         listen,
         public_url,
@@ -230,6 +232,7 @@ pub(crate) fn read(
         ip_max_failures,
         signing_key_rotation_period,
         ui,
+        tracing,
     }
 }
 

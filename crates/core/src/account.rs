@@ -8,7 +8,7 @@ use portcullis_store::{IdentityLink, LockoutDecision, LoginRecord, Session, User
 
 use crate::engine::{Engine, RequestContext};
 use crate::error::CoreError;
-use crate::password::{check_new_password, hash_password, verify_password};
+use crate::password::{PasswordProblem, check_new_password, hash_password, verify_password};
 
 /// A user's account as the account page shows it.
 #[derive(Debug, Clone)]
@@ -23,6 +23,29 @@ pub struct AccountOverview {
     pub logins: Vec<LoginRecord>,
 }
 
+/// Why revoking a session or unlinking an identity from the account page was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The session id is not a live session of this user (someone else's reads the same).
+    #[error("no such active session of this account")]
+    NoSuchSession,
+    /// The identity is not linked to this user.
+    #[error("no such identity is linked to this account")]
+    NoSuchIdentity,
+    /// Unlinking would leave the account without a way to sign in.
+    #[error("this identity is the only way to sign in to this account")]
+    OnlyWayIn,
+    /// The server failed, or the user went away meanwhile.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl From<portcullis_store::StoreError> for AccountError {
+    fn from(e: portcullis_store::StoreError) -> Self {
+        AccountError::Core(e.into())
+    }
+}
+
 /// Why a password change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordChangeError {
@@ -35,9 +58,9 @@ pub enum PasswordChangeError {
     /// Too many failures: locked for this many seconds.
     #[error("too many failed attempts; try again in {0} seconds")]
     Locked(i64),
-    /// The new password breaks the password rules (the message says how).
-    #[error("{0}")]
-    Invalid(String),
+    /// The new password breaks the password rules.
+    #[error(transparent)]
+    Invalid(PasswordProblem),
     /// The server failed.
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -70,17 +93,19 @@ impl Engine {
         })
     }
 
-    /// Revokes the session `session_id` of `user`. `NotFound` when it is not a live session of
-    /// that user (another user's session id is never revoked here).
-    pub async fn revoke_own_session(&self, user: &str, session_id: &str) -> Result<(), CoreError> {
+    /// Revokes the session `session_id` of `user`. [`AccountError::NoSuchSession`] when it is
+    /// not a live session of that user (another user's session id is never revoked here).
+    pub async fn revoke_own_session(
+        &self,
+        user: &str,
+        session_id: &str,
+    ) -> Result<(), AccountError> {
         match self.store.get_session(session_id).await? {
             Some(s) if s.user == user && s.revoked_at.is_none() => {
                 self.revoke_session(session_id).await?;
                 Ok(())
             }
-            _ => Err(CoreError::NotFound(
-                "no such active session of this account".into(),
-            )),
+            _ => Err(AccountError::NoSuchSession),
         }
     }
 
@@ -91,23 +116,19 @@ impl Engine {
         user: &str,
         provider: &str,
         uid: &str,
-    ) -> Result<(), CoreError> {
+    ) -> Result<(), AccountError> {
         let u = self.get_user(user).await?;
         let links = self.store.list_identities(user).await?;
         if !links
             .iter()
             .any(|l| l.provider == provider && l.upstream_uid == uid)
         {
-            return Err(CoreError::NotFound(
-                "no such identity is linked to this account".into(),
-            ));
+            return Err(AccountError::NoSuchIdentity);
         }
         if u.password_hash.is_none() && links.len() <= 1 {
-            return Err(CoreError::Conflict(
-                "this identity is the only way to sign in to this account".into(),
-            ));
+            return Err(AccountError::OnlyWayIn);
         }
-        self.unlink_identity(user, provider, uid).await
+        Ok(self.unlink_identity(user, provider, uid).await?)
     }
 
     /// Changes the password of a local account after checking the current one (under the same
@@ -152,3 +173,7 @@ impl Engine {
         Ok(self.revoke_user(user).await?)
     }
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;

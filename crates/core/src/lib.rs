@@ -28,7 +28,7 @@ mod settings;
 pub mod tokens;
 mod users;
 
-pub use account::{AccountOverview, PasswordChangeError};
+pub use account::{AccountError, AccountOverview, PasswordChangeError};
 pub use clients::constant_time_eq;
 pub use clock::{Clock, ManualClock, OffsetFileClock, SystemClock};
 pub use engine::{BackgroundJobs, Engine, IssuedTokens, Principal, RequestContext, random_id};

@@ -6,6 +6,7 @@
 //! get the same answers, lockout included), then the account state, then a session.
 
 use portcullis_store::{LockoutDecision, LockoutPolicy, LoginRecord, User, UserState};
+use tracing::Instrument;
 
 use crate::engine::{Engine, IssuedTokens, RequestContext};
 use crate::error::AuthError;
@@ -97,7 +98,10 @@ impl Engine {
                 continue;
             };
             let started = std::time::Instant::now();
-            let outcome = provider.authenticate(req.login.trim(), req.password).await;
+            let outcome = provider
+                .authenticate(req.login.trim(), req.password)
+                .instrument(crate::observe::upstream_span(entry.name(), "authenticate"))
+                .await;
             // A wrong password is a normal answer from a working upstream.
             let answered = outcome
                 .as_ref()

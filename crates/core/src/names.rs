@@ -1,29 +1,42 @@
 //! User-name rules and login-name resolution.
 
+/// Why a user name is not valid. `Display` is the English message (the name quoted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    /// The name is empty.
+    #[error("user name must not be empty")]
+    Empty,
+    /// The name is longer than 63 characters.
+    #[error("user name {0:?} is longer than 63 characters")]
+    TooLong(String),
+    /// A character outside `a-z 0-9 - _ .`.
+    #[error("user name {0:?} may only contain lower-case letters, digits, '-', '_' and '.'")]
+    Characters(String),
+    /// It starts or ends with `-`, `_` or `.`.
+    #[error("user name {0:?} must start and end with a letter or digit")]
+    Ends(String),
+}
+
 /// Checks a new user name: 1 to 63 characters of lower-case letters, digits, `-`, `_` and `.`,
 /// starting and ending with a letter or digit (a valid Kubernetes label value, so names can go
 /// back to KubeSphere), and not in the reserved `system:` space.
-pub fn check_user_name(name: &str) -> Result<(), String> {
+pub fn check_user_name(name: &str) -> Result<(), NameProblem> {
     if name.is_empty() {
-        return Err("user name must not be empty".into());
+        return Err(NameProblem::Empty);
     }
     if name.len() > 63 {
-        return Err(format!("user name {name:?} is longer than 63 characters"));
+        return Err(NameProblem::TooLong(name.to_owned()));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(format!(
-            "user name {name:?} may only contain lower-case letters, digits, '-', '_' and '.'"
-        ));
+        return Err(NameProblem::Characters(name.to_owned()));
     }
     let first = name.chars().next().unwrap_or('-');
     let last = name.chars().last().unwrap_or('-');
     if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return Err(format!(
-            "user name {name:?} must start and end with a letter or digit"
-        ));
+        return Err(NameProblem::Ends(name.to_owned()));
     }
     Ok(())
 }

@@ -17,6 +17,13 @@ pub fn upstream_latency(provider: &str, op: &'static str, started: Instant, answ
     .record(started.elapsed().as_secs_f64());
 }
 
+/// The span of one call to an identity provider (`upstream`, with the provider's name and the
+/// operation; never a code, token or password). Exported as an OpenTelemetry client span by a
+/// binary built with `otel`.
+pub fn upstream_span(provider: &str, op: &'static str) -> tracing::Span {
+    tracing::info_span!("upstream", provider, op, otel.kind = "client")
+}
+
 /// Describes every metric Portcullis records (call once, after installing the recorder).
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};

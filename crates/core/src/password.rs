@@ -14,20 +14,30 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Shortest password accepted for new passwords.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
-/// Checks a new password against the policy; the message says what is wrong.
-pub fn check_new_password(password: &str) -> Result<(), String> {
+/// Why a new password breaks the policy. `Display` is the English message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordProblem {
+    /// Fewer than [`MIN_PASSWORD_CHARS`] characters.
+    #[error("password must be at least {MIN_PASSWORD_CHARS} characters long")]
+    TooShort,
+    /// More than [`MAX_PASSWORD_BYTES`] bytes.
+    #[error("password must be at most {MAX_PASSWORD_BYTES} bytes long")]
+    TooLong,
+    /// Only white space.
+    #[error("password must not be blank")]
+    Blank,
+}
+
+/// Checks a new password against the policy; the problem says what is wrong.
+pub fn check_new_password(password: &str) -> Result<(), PasswordProblem> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!(
-            "password must be at least {MIN_PASSWORD_CHARS} characters long"
-        ));
+        return Err(PasswordProblem::TooShort);
     }
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(format!(
-            "password must be at most {MAX_PASSWORD_BYTES} bytes long"
-        ));
+        return Err(PasswordProblem::TooLong);
     }
     if password.trim().is_empty() {
-        return Err("password must not be blank".into());
+        return Err(PasswordProblem::Blank);
     }
     Ok(())
 }

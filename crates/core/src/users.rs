@@ -49,14 +49,14 @@ fn validate_groups(groups: &[String]) -> Result<(), CoreError> {
 impl Engine {
     /// Creates a user after validating every field.
     pub async fn add_user(&self, new: NewUser) -> Result<User, CoreError> {
-        check_user_name(&new.name).map_err(CoreError::Invalid)?;
+        check_user_name(&new.name).map_err(|p| CoreError::Invalid(p.to_string()))?;
         if let Some(e) = &new.email {
             check_email(e).map_err(CoreError::Invalid)?;
         }
         validate_groups(&new.groups)?;
         let password_hash = match &new.password {
             Some(p) => {
-                check_new_password(p).map_err(CoreError::Invalid)?;
+                check_new_password(p).map_err(|p| CoreError::Invalid(p.to_string()))?;
                 Some(hash_password(p).await?)
             }
             None => None,
@@ -107,7 +107,7 @@ impl Engine {
 
     /// Sets a new password and revokes all the user's sessions.
     pub async fn set_user_password(&self, name: &str, password: &str) -> Result<usize, CoreError> {
-        check_new_password(password).map_err(CoreError::Invalid)?;
+        check_new_password(password).map_err(|p| CoreError::Invalid(p.to_string()))?;
         self.get_user(name).await?;
         let hash = hash_password(password).await?;
         self.store.set_password(name, &hash, self.now_ms()).await?;

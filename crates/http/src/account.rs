@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use portcullis_core::{CoreError, PasswordChangeError, Principal};
+use portcullis_core::{AccountError, CoreError, PasswordChangeError, Principal};
 use serde_json::json;
 
 use crate::AppState;
@@ -24,6 +24,7 @@ use crate::pages::{
 };
 use crate::request::{FormParams, require_form};
 use crate::ui::csrf::csrf_ok;
+use crate::ui::reasons::password_problem_text;
 use crate::ui::{View, format_time};
 
 /// How many login records the page lists.
@@ -63,7 +64,7 @@ async fn render(
         Ok(a) => a,
         Err(e) => {
             tracing::error!(request_id = %view.request_id, error = %e, "reading an account failed");
-            let e = portcullis_core::FederationError::Internal(view.text("err_internal", &[]));
+            let e = portcullis_core::FederationError::internal("reading the account failed");
             return html_error(state, view, &e);
         }
     };
@@ -223,11 +224,13 @@ async fn form_of(
     Ok((who, form))
 }
 
-/// The page again with an error from a core operation.
-async fn refused(state: &AppState, view: &View, who: &Principal, e: CoreError) -> Response {
+/// The page again with an error from an account operation.
+async fn refused(state: &AppState, view: &View, who: &Principal, e: AccountError) -> Response {
     let (status, key) = match e {
-        CoreError::NotFound(_) => (StatusCode::NOT_FOUND, "err_not_found"),
-        CoreError::Conflict(_) => (StatusCode::CONFLICT, "err_unlink_last"),
+        AccountError::NoSuchSession
+        | AccountError::NoSuchIdentity
+        | AccountError::Core(CoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "err_not_found"),
+        AccountError::OnlyWayIn => (StatusCode::CONFLICT, "err_unlink_last"),
         other => {
             tracing::error!(request_id = %view.request_id, error = %other, "an account operation failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "err_internal")
@@ -278,7 +281,7 @@ pub async fn revoke_all(
     };
     match state.engine().revoke_user(&who.username).await {
         Ok(_) => signed_out(&state, "signed_out_everywhere"),
-        Err(e) => refused(&state, &view, &who, e).await,
+        Err(e) => refused(&state, &view, &who, e.into()).await,
     }
 }
 
@@ -295,7 +298,7 @@ pub async fn sign_out(
     };
     match state.engine().revoke_session(&who.session_id).await {
         Ok(_) => signed_out(&state, "signed_out"),
-        Err(e) => refused(&state, &view, &who, e).await,
+        Err(e) => refused(&state, &view, &who, e.into()).await,
     }
 }
 
@@ -449,7 +452,10 @@ pub async fn change_password(
             );
             (StatusCode::TOO_MANY_REQUESTS, text)
         }
-        Err(PasswordChangeError::Invalid(m)) => (StatusCode::BAD_REQUEST, m),
+        Err(PasswordChangeError::Invalid(p)) => (
+            StatusCode::BAD_REQUEST,
+            password_problem_text(view.locale, &p),
+        ),
         Err(PasswordChangeError::Core(e)) => {
             tracing::error!(request_id = %view.request_id, error = %e, "changing a password failed");
             (

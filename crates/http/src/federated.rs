@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::federation::points_at_callback;
+use portcullis_core::federation::{Reason, points_at_callback};
 use portcullis_core::{FederatedLogin, FederationError, IssuedTokens, Principal};
 use url::Url;
 
@@ -94,7 +94,7 @@ pub(crate) fn html_error(state: &AppState, view: &View, e: &FederationError) -> 
     let public = state.config().portcullis.public_url.clone();
     let ctx = serde_json::json!({
         "headline": view.text(headline, &[]),
-        "message": e.to_string(),
+        "message": view.reason(e.reason()),
         "todo": view.text(todo, &[]),
         "back": public_path(&public, "/login"),
     });
@@ -219,7 +219,7 @@ pub async fn callback(
             Ok(_) => html_error(
                 &state,
                 &view,
-                &FederationError::Internal("unexpected login outcome".into()),
+                &FederationError::internal("unexpected login outcome"),
             ),
             Err(e) => html_error(&state, &view, &e),
         };
@@ -237,10 +237,7 @@ pub async fn callback(
         Ok(FederatedLogin::LoggedIn { tokens, .. }) | Ok(FederatedLogin::PreRegistered(tokens)) => {
             token_response(&tokens)
         }
-        Ok(_) => json_error(&FederationError::Internal(
-            "unexpected login outcome".into(),
-        ))
-        .into_response(),
+        Ok(_) => json_error(&FederationError::internal("unexpected login outcome")).into_response(),
         Err(e) => {
             // A provider that returns browsers here gets pages: the caller is a browser that
             // lost (or never had) its login cookie, not ks-console.
@@ -275,9 +272,7 @@ async fn link_callback(
     let who = match session_user(state, headers).await {
         Some(p) => p.username,
         None => {
-            let e = FederationError::InvalidRequest(
-                "you are no longer signed in, so the identity cannot be linked; sign in and start again from your account page".into(),
-            );
+            let e = FederationError::InvalidRequest(Reason::LinkNeedsSession);
             return clear_link(html_error(state, view, &e), &public);
         }
     };

@@ -36,7 +36,7 @@ use portcullis_core::Engine;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
 
 /// Largest request body accepted, in bytes. Every endpoint takes small forms or JSON.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -134,12 +134,30 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/logout", get(oauth::logout).post(oauth::logout))
         .route("/oauth/authenticate", post(tokenreview::token_review))
-        .route("/kapis/config.kubesphere.io/v1alpha2/configs/oauth", get(kapis::oauth_config))
-        .route("/kapis/iam.kubesphere.io/v1alpha2/login", post(kapis::legacy_login))
-        .route("/kapis/iam.kubesphere.io/v1alpha2/users/{user}/loginrecords", get(kapis::login_records))
-        .route("/kapis/iam.kubesphere.io/v1alpha2/users", post(kapis_users::create_user))
-        .route("/login", get(login_pages::sign_in_page).post(login_pages::sign_in_submit))
-        .route("/login/confirm", get(login_pages::confirm_page).post(login_pages::confirm_submit))
+        .route(
+            "/kapis/config.kubesphere.io/v1alpha2/configs/oauth",
+            get(kapis::oauth_config),
+        )
+        .route(
+            "/kapis/iam.kubesphere.io/v1alpha2/login",
+            post(kapis::legacy_login),
+        )
+        .route(
+            "/kapis/iam.kubesphere.io/v1alpha2/users/{user}/loginrecords",
+            get(kapis::login_records),
+        )
+        .route(
+            "/kapis/iam.kubesphere.io/v1alpha2/users",
+            post(kapis_users::create_user),
+        )
+        .route(
+            "/login",
+            get(login_pages::sign_in_page).post(login_pages::sign_in_submit),
+        )
+        .route(
+            "/login/confirm",
+            get(login_pages::confirm_page).post(login_pages::confirm_submit),
+        )
         .route("/login/{provider}", get(federated::start_login))
         .route("/oauth/callback/{provider}", get(federated::callback))
         .route("/account", get(account::account_page))
@@ -156,23 +174,69 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                // The verification and probe endpoints log nothing per request and run thousands
-                // of times a second: no span for them (a span costs a formatted allocation).
-                if http_metrics::is_hot_path(req.uri().path()) {
-                    return tracing::Span::none();
-                }
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                // The path only, never the query: query strings can carry codes and tokens.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(|resp: &Response, latency: Duration, span: &tracing::Span| {
+                    span.record("status", resp.status().as_u16());
+                    DefaultOnResponse::default().on_response(resp, latency, span);
+                }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, CounterRequestId::default()))
+        .layer(SetRequestIdLayer::new(
+            request_id,
+            CounterRequestId::default(),
+        ))
         .with_state(state)
+}
+
+/// A hook the binary may install to see each request span with the request's headers (the
+/// `otel` build links the span to an incoming W3C `traceparent`). Set once, at start.
+pub type RequestSpanHook = fn(&axum::http::HeaderMap, &tracing::Span);
+
+static REQUEST_SPAN_HOOK: std::sync::OnceLock<RequestSpanHook> = std::sync::OnceLock::new();
+
+/// Installs the [`RequestSpanHook`]; a second call is ignored.
+pub fn set_request_span_hook(hook: RequestSpanHook) {
+    let _ = REQUEST_SPAN_HOOK.set(hook);
+}
+
+/// The span of one request: method, route (the matched pattern, such as
+/// `/login/{provider}`), path, request id, and the status once answered. The path only, never
+/// the query: query strings can carry codes and tokens.
+fn request_span(req: &Request) -> tracing::Span {
+    // The verification and probe endpoints log nothing per request and run thousands of times a
+    // second: no span for them (a span costs a formatted allocation).
+    if http_metrics::is_hot_path(req.uri().path()) {
+        return tracing::Span::none();
+    }
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        path = %req.uri().path(),
+        request_id = %id,
+        status = tracing::field::Empty,
+        otel.kind = "server"
+    );
+    if let Some(hook) = REQUEST_SPAN_HOOK.get() {
+        hook(req.headers(), &span);
+    }
+    span
 }
 
 /// Request ids: a random per-process prefix and a counter. Unique across replicas in practice,

@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use portcullis_core::federation::{check_return_to, points_at_callback};
+use portcullis_core::federation::{Reason, check_return_to, points_at_callback};
 use portcullis_core::{AuthError, FederatedLogin, FederationError, PasswordLogin};
 use portcullis_store::PendingRegistration;
 use serde_json::json;
@@ -243,12 +243,7 @@ async fn registration(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<PendingRegistration, FederationError> {
-    let expired = || {
-        FederationError::InvalidRequest(
-            "there is no registration in progress in this browser (it expired or was completed); log in again"
-                .into(),
-        )
-    };
+    let expired = || FederationError::InvalidRequest(Reason::NoRegistration);
     let id = cookie(headers, REGISTRATION_COOKIE).ok_or_else(expired)?;
     state
         .engine()
@@ -285,7 +280,7 @@ pub async fn confirm_submit(
 ) -> Response {
     let public = state.config().portcullis.public_url.clone();
     let Ok(form) = require_form(&headers).and_then(|()| FormParams::parse(&body)) else {
-        let e = FederationError::InvalidRequest("the form could not be read".into());
+        let e = FederationError::InvalidRequest(Reason::FormUnreadable);
         return html_error(&state, &view, &e);
     };
     let reg = match registration(&state, &headers).await {
@@ -308,7 +303,7 @@ pub async fn confirm_submit(
     match result {
         Ok(done) => {
             let FederatedLogin::LoggedIn { tokens, .. } = &done.login else {
-                let e = FederationError::Internal("unexpected registration outcome".into());
+                let e = FederationError::internal("unexpected registration outcome");
                 return html_error(&state, &view, &e);
             };
             let mut resp = signed_in(tokens, done.return_to.as_deref(), &public);
@@ -321,15 +316,8 @@ pub async fn confirm_submit(
         Err(e @ (FederationError::InvalidInput(_) | FederationError::Conflict(_))) => {
             let status = status_of(&e);
             let email = email.unwrap_or("");
-            confirm_form(
-                &state,
-                &view,
-                status,
-                &reg,
-                name,
-                email,
-                Some(e.to_string()),
-            )
+            let message = view.reason(e.reason());
+            confirm_form(&state, &view, status, &reg, name, email, Some(message))
         }
         Err(e) => html_error(&state, &view, &e),
     }

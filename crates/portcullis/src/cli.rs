@@ -43,6 +43,10 @@ pub struct CommonOpts {
     /// Log format: text or json.
     #[arg(long, env = "PORTCULLIS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Base URL of an OTLP/HTTP receiver for OpenTelemetry traces (`/v1/traces` is appended);
+    /// used by a binary built with the `otel` feature.
+    #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Time allowed for each request to an identity provider (a Go duration such as 15s; the
     /// connect timeout is the smaller of this and 5s). Default 15s.
     #[arg(

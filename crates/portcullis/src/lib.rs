@@ -26,6 +26,7 @@ mod providers;
 mod reload;
 mod serve;
 mod setup;
+mod telemetry;
 mod token_cmd;
 mod user_cmd;
 
@@ -93,6 +94,7 @@ fn check_config(
         data_dir: None,
         redis: None,
         log_format: None,
+        otlp_endpoint: None,
         upstream_timeout,
     };
     let registry = wiring.registry(&common)?;

@@ -174,6 +174,10 @@ fn keep_restart_only_settings(running: &Config, new: &mut Config) {
         changed.push("portcullis.logFormat");
     }
     n.log_format = r.log_format;
+    if r.tracing != n.tracing {
+        changed.push("portcullis.tracing");
+    }
+    n.tracing = r.tracing.clone();
     if r.data_dir != n.data_dir {
         changed.push("portcullis.dataDir");
     }

@@ -21,7 +21,10 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
         args.public_url.as_deref(),
         &registry,
     )?;
-    setup::init_logging(config.portcullis.log_format);
+    let telemetry = crate::telemetry::init(
+        config.portcullis.log_format,
+        Some(&config.portcullis.tracing),
+    );
     // Every identity provider is created before anything listens: a misconfigured one stops
     // the start with its key path in the message.
     let (providers, provider_warnings) = crate::providers::build(&config, &registry)?;
@@ -84,6 +87,7 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
         j.abort();
     }
     tracing::info!("portcullis stopped");
+    telemetry.shutdown().await;
     Ok(())
 }
 

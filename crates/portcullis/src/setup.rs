@@ -22,6 +22,7 @@ fn overrides(common: &CommonOpts, listen: Option<&str>, public_url: Option<&str>
         database: common.database.clone(),
         redis: common.redis.clone(),
         log_format: common.log_format.clone(),
+        otlp_endpoint: common.otlp_endpoint.clone(),
         data_dir: common.data_dir.clone(),
         jwt_secret: std::env::var("PORTCULLIS_JWT_SECRET")
             .ok()
@@ -96,17 +97,10 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Sets up logging once. JSON when configured; level from `RUST_LOG` (default `info`).
+/// Sets up logging once, without trace export (the commands other than `serve`). JSON when
+/// configured; level from `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    let _ = crate::telemetry::init(format, None);
 }
 
 /// The clock: the system clock, or (tests only) one shifted by `PORTCULLIS_TEST_CLOCK_FILE`.

@@ -16,6 +16,8 @@ const FILE: &str = r#"
       redis: redis://file
       logFormat: json
       dataDir: /file/data
+      tracing:
+        otlpEndpoint: http://file-collector:4318
 "#;
 
 fn with(overrides: Overrides) -> LoadOptions<'static> {
@@ -44,6 +46,10 @@ fn file_beats_defaults() {
     );
     assert_eq!(p.log_format, LogFormat::Json);
     assert_eq!(p.data_dir, Path::new("/file/data"));
+    assert_eq!(
+        p.tracing.otlp_endpoint.as_ref().map(url::Url::as_str),
+        Some("http://file-collector:4318/")
+    );
 }
 
 #[test]
@@ -56,6 +62,7 @@ fn overrides_beat_the_file() {
         log_format: Some("text".into()),
         data_dir: Some(PathBuf::from("/flag/data")),
         jwt_secret: Some(Secret::new("from-flag")),
+        otlp_endpoint: Some("https://flag-collector:4318".into()),
     };
     let c = load_str(&dedent(FILE), None, &with(overrides)).unwrap_or_else(|e| panic!("{e}"));
     let p = &c.portcullis;
@@ -69,6 +76,10 @@ fn overrides_beat_the_file() {
     );
     assert_eq!(p.log_format, LogFormat::Text);
     assert_eq!(p.data_dir, Path::new("/flag/data"));
+    assert_eq!(
+        p.tracing.otlp_endpoint.as_ref().map(url::Url::as_str),
+        Some("https://flag-collector:4318/")
+    );
 }
 
 #[test]
@@ -107,6 +118,7 @@ fn bad_overrides_name_flag_and_variable() {
         log_format: Some("xml".into()),
         data_dir: Some(PathBuf::new()),
         jwt_secret: Some(Secret::new("")),
+        otlp_endpoint: Some("collector:4318".into()),
     };
     let e = load_str(&dedent(FILE), None, &with(overrides)).unwrap_err();
     let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
@@ -120,6 +132,7 @@ fn bad_overrides_name_flag_and_variable() {
             "--database / PORTCULLIS_DATABASE",
             "--redis / PORTCULLIS_REDIS",
             "--log-format / PORTCULLIS_LOG_FORMAT",
+            "--otlp-endpoint / PORTCULLIS_OTLP_ENDPOINT",
         ]
     );
     assert!(

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use portcullis_store::IdentityLink;
+use tracing::Instrument;
 
-use super::{FederationError, provider_failure};
+use super::{FederationError, Reason, provider_failure};
 use crate::engine::{Engine, RequestContext};
 
 impl Engine {
@@ -25,7 +26,12 @@ impl Engine {
         let checked = self
             .take_browser_state(name, cookie_state, params, ctx)
             .await?;
-        let identity = match checked.provider.exchange(&checked.callback).await {
+        let exchanged = checked
+            .provider
+            .exchange(&checked.callback)
+            .instrument(crate::observe::upstream_span(name, "exchange"))
+            .await;
+        let identity = match exchanged {
             Ok(identity) => identity,
             Err(e) => {
                 let (err, detail) = provider_failure(name, &e);
@@ -34,21 +40,22 @@ impl Engine {
                     .await);
             }
         };
-        let label = checked.entry.label().to_owned();
+        let elsewhere = || Reason::IdentityLinkedElsewhere {
+            provider: checked.entry.label().to_owned(),
+        };
         let existing = self.find_link(name, &identity).await?;
         let link = match existing {
             Some(l) if l.user == user => l,
             Some(_) => {
-                let e = FederationError::Conflict(format!(
-                    "this {label} identity is already linked to another account; unlink it there first"
-                ));
+                let e = FederationError::Conflict(elsewhere());
                 return Err(self.federation_failure(name, user, ctx, e, None).await);
             }
             None => self
                 .link_identity(user, name, identity.user_id(), identity.username.as_deref())
                 .await
                 .map_err(|e| match e {
-                    crate::CoreError::Conflict(m) => FederationError::Conflict(m),
+                    // Linked to someone else since the lookup above.
+                    crate::CoreError::Conflict(_) => FederationError::Conflict(elsewhere()),
                     other => other.into(),
                 })?,
         };

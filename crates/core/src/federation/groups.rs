@@ -10,7 +10,7 @@
 
 use portcullis_idp::Identity;
 
-use super::{FederationError, ProviderEntry};
+use super::{FederationError, ProviderEntry, Reason};
 
 /// The identity with its groups filtered and prefixed, or the refusal when `allowedGroups`
 /// is not met.
@@ -25,11 +25,9 @@ pub(crate) fn apply_group_policy(
             .iter()
             .any(|g| config.allowed_groups.contains(g))
     {
-        return Err(FederationError::Denied(format!(
-            "your {} account is not in a group that may log in here; ask an administrator \
-             to add you to one of the allowed groups",
-            entry.label()
-        )));
+        return Err(FederationError::Denied(Reason::NotInAllowedGroup {
+            provider: entry.label().to_owned(),
+        }));
     }
     let mut mapped = identity.clone();
     mapped.groups = Vec::with_capacity(identity.groups.len());

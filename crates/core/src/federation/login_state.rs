@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::mapping::{FederatedLogin, LoginPath};
-use super::{FederationError, LOGIN_STATE_TTL_MS, ProviderEntry, points_at_callback};
+use super::{FederationError, LOGIN_STATE_TTL_MS, ProviderEntry, Reason, points_at_callback};
 use crate::engine::{Engine, RequestContext, random_id};
 
 /// What the HTTP layer needs to send the browser to the identity provider.
@@ -72,27 +72,31 @@ impl Engine {
     ) -> Result<(ProviderEntry, Arc<dyn OAuthProvider>), FederationError> {
         let set = self.providers();
         let entry = set.get(name).ok_or_else(|| {
-            FederationError::UnknownProvider(format!(
-                "no identity provider named \"{name}\" is configured"
-            ))
+            FederationError::UnknownProvider(Reason::NoSuchProvider {
+                provider: name.to_owned(),
+            })
         })?;
         if entry.config.disabled {
-            return Err(FederationError::ProviderUnavailable(format!(
-                "the identity provider \"{name}\" is disabled"
-            )));
+            return Err(FederationError::ProviderUnavailable(
+                Reason::ProviderDisabled {
+                    provider: name.to_owned(),
+                },
+            ));
         }
         let provider = match &entry.provider {
             Ok(p) => p,
             Err(_) => {
-                return Err(FederationError::ProviderUnavailable(format!(
-                    "the identity provider \"{name}\" is not available; see the server log"
-                )));
+                return Err(FederationError::ProviderUnavailable(
+                    Reason::ProviderNotCreated {
+                        provider: name.to_owned(),
+                    },
+                ));
             }
         };
         let oauth = provider.as_oauth().cloned().ok_or_else(|| {
-            FederationError::InvalidRequest(format!(
-                "the identity provider \"{name}\" checks passwords; log in with the password form"
-            ))
+            FederationError::InvalidRequest(Reason::PasswordProvider {
+                provider: name.to_owned(),
+            })
         })?;
         Ok((entry.clone(), oauth))
     }
@@ -113,12 +117,14 @@ impl Engine {
         if let Some(redirect) = entry.option_str("redirectURL")
             && !points_at_callback(&redirect, public_url, name)
         {
-            return Err(FederationError::InvalidRequest(format!(
-                "the identity provider \"{name}\" sends users back to {redirect:?} (ks-console), not to \
-                 this server, so it can only be used from ks-console; for the login page set its \
-                 redirectURL to {}/oauth/callback/{name}",
-                public_url.as_str().trim_end_matches('/')
-            )));
+            return Err(FederationError::InvalidRequest(Reason::ConsoleOnly {
+                provider: name.to_owned(),
+                callback: format!(
+                    "{}/oauth/callback/{name}",
+                    public_url.as_str().trim_end_matches('/')
+                ),
+                redirect,
+            }));
         }
         let now = self.now_ms();
         let id = random_id();
@@ -134,9 +140,9 @@ impl Engine {
         request = request.with_nonce(nonce.clone());
         let authorization_url = provider.authorization_url(&request).map_err(|e| {
             tracing::error!(provider = name, error = %e, "building the authorization URL failed");
-            FederationError::ProviderUnavailable(format!(
-                "the identity provider \"{name}\" is misconfigured; see the server log"
-            ))
+            FederationError::ProviderUnavailable(Reason::ProviderMisconfigured {
+                provider: name.to_owned(),
+            })
         })?;
         let state = LoginState {
             id: id.clone(),
@@ -199,12 +205,12 @@ impl Engine {
             Ok(found) => found,
             Err(e) => return Err(self.federation_failure(name, &unknown, ctx, e, None).await),
         };
-        let bad = |m: &str| FederationError::InvalidRequest(format!("{m}; start the login again"));
+        let bad = FederationError::InvalidRequest;
         let state = match params.get("state").filter(|s| !s.is_empty()) {
-            None => Some(bad("the callback has no state parameter")),
-            Some(s) if !crate::constant_time_eq(s, cookie_state) => Some(bad(
-                "the callback's state does not match the login started in this browser",
-            )),
+            None => Some(bad(Reason::StateMissing)),
+            Some(s) if !crate::constant_time_eq(s, cookie_state) => {
+                Some(bad(Reason::StateMismatch))
+            }
             Some(_) => None,
         };
         if let Some(e) = state {
@@ -220,13 +226,9 @@ impl Engine {
             }
         };
         let row = match row {
-            None => Err(bad("this login was already completed or is unknown")),
-            Some(r) if r.provider != name => {
-                Err(bad("this login was started at another identity provider"))
-            }
-            Some(r) if r.expires_at <= now => Err(bad(
-                "this login expired (it must be completed within 10 minutes)",
-            )),
+            None => Err(bad(Reason::StateUsed)),
+            Some(r) if r.provider != name => Err(bad(Reason::StateOtherProvider)),
+            Some(r) if r.expires_at <= now => Err(bad(Reason::StateExpired)),
             Some(r) => Ok(r),
         };
         let row = match row {
@@ -269,18 +271,15 @@ impl Engine {
             .option_str("redirectURL")
             .is_some_and(|r| points_at_callback(&r, public_url, name))
         {
-            Some(format!(
-                "the identity provider \"{name}\" returns browsers to this server's own callback, so a \
-                 callback without this browser's login cookie is refused; start the login again at \
-                 /login/{name}"
-            ))
+            Some(Reason::ConsoleOwnCallback {
+                provider: name.to_owned(),
+            })
         } else if param("state").is_some_and(|s| s != name) {
-            Some(format!(
-                "the callback's state does not belong to a login started here (no login cookie was \
-                 sent); start the login again at /login/{name}"
-            ))
+            Some(Reason::ConsoleForeignState {
+                provider: name.to_owned(),
+            })
         } else if param("code").is_none() && param("ticket").is_none() && param("error").is_none() {
-            Some("the callback has neither a code nor a ticket parameter".to_owned())
+            Some(Reason::NoCode)
         } else {
             None
         };

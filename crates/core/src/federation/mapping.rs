@@ -4,8 +4,9 @@
 use portcullis_config::MappingMethod;
 use portcullis_idp::{CallbackRequest, Identity, OAuthProvider};
 use portcullis_store::{IdentityLink, PendingRegistration, StoreError, User, UserState};
+use tracing::Instrument;
 
-use super::{FederationError, LOGIN_TYPE, ProviderEntry, provider_failure};
+use super::{FederationError, LOGIN_TYPE, ProviderEntry, Reason, provider_failure};
 use crate::engine::{Engine, IssuedTokens, RequestContext, random_id};
 
 /// How a federated login ended well.
@@ -88,7 +89,10 @@ impl Engine {
     ) -> Result<FederatedLogin, FederationError> {
         let name = entry.name();
         let started = std::time::Instant::now();
-        let exchanged = provider.exchange(callback).await;
+        let exchanged = provider
+            .exchange(callback)
+            .instrument(crate::observe::upstream_span(name, "exchange"))
+            .await;
         crate::observe::upstream_latency(name, "exchange", started, exchanged.is_ok());
         let identity = match exchanged {
             Ok(identity) => identity,
@@ -133,10 +137,9 @@ impl Engine {
         }
         match entry.config.mapping_method {
             MappingMethod::Lookup => {
-                let e = FederationError::Denied(format!(
-                    "no account is linked to this {} identity; ask an administrator to link it",
-                    entry.label()
-                ));
+                let e = FederationError::Denied(Reason::NotLinked {
+                    provider: entry.label().to_owned(),
+                });
                 Err(self.federation_failure(name, &subject, ctx, e, None).await)
             }
             MappingMethod::Auto => {
@@ -240,9 +243,9 @@ impl Engine {
         let user = match self.store.get_user(user_name).await {
             Ok(Some(u)) => u,
             Ok(None) => {
-                let e = FederationError::Denied(format!(
-                    "the linked account \"{user_name}\" no longer exists"
-                ));
+                let e = FederationError::Denied(Reason::LinkedUserGone {
+                    user: user_name.to_owned(),
+                });
                 return Err(self
                     .federation_failure(provider, user_name, ctx, e, None)
                     .await);
@@ -267,10 +270,9 @@ impl Engine {
         ctx: &RequestContext,
     ) -> Result<FederatedLogin, FederationError> {
         if user.state == UserState::Disabled {
-            let e = FederationError::AccountDisabled(format!(
-                "the account \"{}\" is disabled",
-                user.name
-            ));
+            let e = FederationError::AccountDisabled(Reason::AccountDisabled {
+                user: user.name.clone(),
+            });
             return Err(self
                 .federation_failure(provider, &user.name, ctx, e, Some("account is disabled"))
                 .await);

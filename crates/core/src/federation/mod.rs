@@ -30,6 +30,7 @@ pub mod mapping;
 pub mod preregistration;
 mod provider_set;
 mod provisioning;
+mod reason;
 
 use portcullis_idp::ProviderError;
 
@@ -38,6 +39,7 @@ pub use mapping::FederatedLogin;
 pub use preregistration::{ConfirmedRegistration, PRE_REGISTRATION_USER};
 pub use provider_set::{ProviderEntry, ProviderSet, points_at_callback};
 pub use provisioning::derive_user_name;
+pub use reason::Reason;
 
 /// How long a browser login may take at the identity provider.
 pub const LOGIN_STATE_TTL_MS: i64 = 10 * 60 * 1000;
@@ -55,55 +57,76 @@ pub const LOGIN_TYPE: &str = "Token";
 pub enum FederationError {
     /// No identity provider of that name is configured.
     #[error("{0}")]
-    UnknownProvider(String),
+    UnknownProvider(Reason),
     /// The provider is configured with `disabled: true`, or could not be created.
     #[error("{0}")]
-    ProviderUnavailable(String),
+    ProviderUnavailable(Reason),
     /// The request is wrong: state missing, mismatched, expired or replayed; no code; a path
     /// this provider does not allow. The caller's fault (HTTP 400).
     #[error("{0}")]
-    InvalidRequest(String),
+    InvalidRequest(Reason),
     /// The identity provider or the mapping refused the person: consent denied, a bad or reused
     /// code, no linked account under `lookup`.
     #[error("{0}")]
-    Denied(String),
+    Denied(Reason),
     /// The local account is disabled.
     #[error("{0}")]
-    AccountDisabled(String),
+    AccountDisabled(Reason),
     /// A registration input (user name, email) is invalid; the form can be corrected.
     #[error("{0}")]
-    InvalidInput(String),
+    InvalidInput(Reason),
     /// A registration clashes with an existing user name or email, or was already completed.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Reason),
     /// The identity provider is unreachable, timed out, or answered garbage (HTTP 502).
     #[error("{0}")]
-    Upstream(String),
+    Upstream(Reason),
     /// Something on this server failed; details were logged.
     #[error("{0}")]
-    Internal(String),
+    Internal(Reason),
 }
+
+impl FederationError {
+    /// What exactly failed.
+    pub fn reason(&self) -> &Reason {
+        match self {
+            FederationError::UnknownProvider(r)
+            | FederationError::ProviderUnavailable(r)
+            | FederationError::InvalidRequest(r)
+            | FederationError::Denied(r)
+            | FederationError::AccountDisabled(r)
+            | FederationError::InvalidInput(r)
+            | FederationError::Conflict(r)
+            | FederationError::Upstream(r)
+            | FederationError::Internal(r) => r,
+        }
+    }
+
+    /// A server-side failure with this (English, generic) message.
+    pub fn internal(message: &str) -> Self {
+        FederationError::Internal(Reason::Internal(message.to_owned()))
+    }
+}
+
+const LOGIN_FAILED: &str = "the server could not complete the login; try again later";
 
 impl From<portcullis_store::StoreError> for FederationError {
     fn from(e: portcullis_store::StoreError) -> Self {
         tracing::error!(error = %e, "store error during a federated login");
-        FederationError::Internal("the server could not complete the login; try again later".into())
+        FederationError::internal(LOGIN_FAILED)
     }
 }
 
 impl From<crate::CoreError> for FederationError {
     fn from(e: crate::CoreError) -> Self {
         tracing::error!(error = %e, "internal error during a federated login");
-        FederationError::Internal("the server could not complete the login; try again later".into())
+        FederationError::internal(LOGIN_FAILED)
     }
 }
 
 impl From<crate::AuthError> for FederationError {
     fn from(e: crate::AuthError) -> Self {
-        match e {
-            crate::AuthError::Internal(m) => FederationError::Internal(m),
-            other => FederationError::Internal(other.to_string()),
-        }
+        FederationError::internal(&e.to_string())
     }
 }
 
@@ -111,21 +134,19 @@ impl From<crate::AuthError> for FederationError {
 /// upstream details (which may quote upstream text) instead of showing them.
 pub(crate) fn provider_failure(name: &str, e: &ProviderError) -> (FederationError, String) {
     let detail = e.to_string();
+    let provider = name.to_owned();
     let err = match e {
-        ProviderError::BadCredentials(m) => FederationError::Denied(format!(
-            "the identity provider \"{name}\" did not confirm your identity: {m}"
-        )),
+        ProviderError::BadCredentials(m) => FederationError::Denied(Reason::ProviderRefused {
+            provider,
+            detail: m.clone(),
+        }),
         ProviderError::Misconfigured(_) => {
             tracing::error!(provider = name, error = %detail, "identity provider refused Portcullis' configuration");
-            FederationError::Upstream(format!(
-                "the identity provider \"{name}\" refused this server's configuration; an administrator must fix it"
-            ))
+            FederationError::Upstream(Reason::ProviderRejectedConfig { provider })
         }
         _ => {
             tracing::warn!(provider = name, error = %detail, "identity provider failed");
-            FederationError::Upstream(format!(
-                "the identity provider \"{name}\" did not answer correctly (unreachable, too slow, or an invalid answer); try again later"
-            ))
+            FederationError::Upstream(Reason::ProviderFailed { provider })
         }
     };
     (err, detail)

@@ -18,7 +18,7 @@ use portcullis_idp::Identity;
 use portcullis_store::{IdentityLink, Session, StoreError, User, UserState};
 
 use super::mapping::FederatedLogin;
-use super::{FederationError, LOGIN_TYPE};
+use super::{FederationError, LOGIN_TYPE, Reason};
 use crate::engine::{Engine, IssuedTokens, Principal, RequestContext, random_id};
 use crate::error::AuthError;
 use crate::names::{check_email, check_user_name};
@@ -126,9 +126,13 @@ impl Engine {
         name: &str,
         email: Option<&str>,
     ) -> Result<User, FederationError> {
-        check_user_name(name).map_err(FederationError::InvalidInput)?;
-        if let Some(e) = email {
-            check_email(e).map_err(FederationError::InvalidInput)?;
+        check_user_name(name).map_err(|p| FederationError::InvalidInput(Reason::InvalidName(p)))?;
+        if let Some(e) = email
+            && check_email(e).is_err()
+        {
+            return Err(FederationError::InvalidInput(Reason::InvalidEmail {
+                email: e.to_owned(),
+            }));
         }
         let now = self.now_ms();
         let user = User {
@@ -161,12 +165,37 @@ impl Engine {
                 tracing::info!(provider, user = %name, "created a user from a confirmed registration");
                 Ok(user)
             }
-            Err(StoreError::NotFound(_)) => Err(FederationError::InvalidRequest(
-                "this registration has expired or was already completed; log in again".into(),
+            Err(StoreError::NotFound(_)) => {
+                Err(FederationError::InvalidRequest(Reason::RegistrationGone))
+            }
+            Err(StoreError::Conflict(m)) => Err(FederationError::Conflict(
+                self.registration_conflict(name, email, m).await?,
             )),
-            Err(StoreError::Conflict(m)) => Err(FederationError::Conflict(m)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Which rule a refused registration broke: the name taken, else the email taken, else
+    /// the store's own words (the identity linked meanwhile, another registration's identity).
+    async fn registration_conflict(
+        &self,
+        name: &str,
+        email: Option<&str>,
+        store_message: String,
+    ) -> Result<Reason, FederationError> {
+        if self.store.get_user(name).await?.is_some() {
+            return Ok(Reason::NameTaken {
+                name: name.to_owned(),
+            });
+        }
+        if let Some(e) = email
+            && self.store.get_user_by_email(e).await?.is_some()
+        {
+            return Ok(Reason::EmailTaken {
+                email: e.to_owned(),
+            });
+        }
+        Ok(Reason::Conflict(store_message))
     }
 
     /// The browser's confirm step: the pending registration `id` (from its cookie) must be live
@@ -183,16 +212,9 @@ impl Engine {
             .store
             .get_registration(id, self.now_ms())
             .await?
-            .ok_or_else(|| {
-                FederationError::InvalidRequest(
-                    "this registration has expired or was already completed; log in again".into(),
-                )
-            })?;
+            .ok_or(FederationError::InvalidRequest(Reason::RegistrationGone))?;
         if !crate::constant_time_eq(csrf, &reg.csrf_token) {
-            return Err(FederationError::InvalidRequest(
-                "the form's security token does not match this registration; reload the page"
-                    .into(),
-            ));
+            return Err(FederationError::InvalidRequest(Reason::RegistrationCsrf));
         }
         let user = self
             .complete_registration(
@@ -233,25 +255,22 @@ impl Engine {
         let (Some(idp), Some(uid)) = (single(&caller.extra, "idp"), single(&caller.extra, "uid"))
         else {
             return Err(FederationError::InvalidRequest(
-                "invalid registration token".into(),
+                Reason::BadRegistrationToken,
             ));
         };
         if caller.username != PRE_REGISTRATION_USER || caller.session_id.is_empty() {
             return Err(FederationError::InvalidRequest(
-                "invalid registration token".into(),
+                Reason::BadRegistrationToken,
             ));
         }
         let username = single(&caller.extra, "username").map(str::to_owned);
         self.complete_registration(&caller.session_id, idp, uid, username, name, email)
             .await
-            .map_err(|e| {
-                match e {
-                FederationError::InvalidRequest(_) => FederationError::Conflict(
-                    "this pre-registration has already created a user, or has expired; log in again"
-                        .into(),
-                ),
+            .map_err(|e| match e {
+                FederationError::InvalidRequest(_) => {
+                    FederationError::Conflict(Reason::PreRegistrationUsed)
+                }
                 other => other,
-            }
             })
     }
 

@@ -6,7 +6,7 @@ use portcullis_idp::Identity;
 use portcullis_store::{IdentityLink, PendingRegistration, StoreError, User, UserState};
 
 use super::mapping::FederatedLogin;
-use super::{FederationError, REGISTRATION_TTL_MS};
+use super::{FederationError, REGISTRATION_TTL_MS, Reason};
 use crate::engine::{Engine, RequestContext, random_id};
 use crate::names::check_email;
 
@@ -143,9 +143,10 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(FederationError::Conflict(format!(
-            "no free user name derived from \"{base}\" ({base} to {base}-{MAX_SUFFIX} are taken); ask an administrator to create and link the account"
-        )))
+        Err(FederationError::Conflict(Reason::NoFreeName {
+            base,
+            max: MAX_SUFFIX,
+        }))
     }
 
     /// Stores a pending registration for `identity` (30 minutes) with a proposed free name.

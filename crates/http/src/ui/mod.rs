@@ -1,6 +1,7 @@
 //! The look of the login and account pages: templates (minijinja, embedded in the binary,
 //! overridable from `portcullis.ui.templatesDir`), the message catalogs ([`i18n`]), the
-//! stylesheet ([`assets`]), CSRF tokens ([`csrf`]) and the per-request [`View`].
+//! stylesheet ([`assets`]), CSRF tokens ([`csrf`]), the engine's failure reasons as catalog
+//! texts ([`reasons`]) and the per-request [`View`].
 //!
 //! Everything a template prints is HTML-escaped (autoescape on every template, with the same
 //! escaping as [`crate::pages::escape`]); no page has a script or an inline style, so the
@@ -10,6 +11,7 @@
 pub mod assets;
 pub mod csrf;
 pub mod i18n;
+pub mod reasons;
 mod view;
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -87,6 +87,11 @@ impl View {
         self.locale.text(key, args)
     }
 
+    /// Why a federated login failed, in this page's language.
+    pub fn reason(&self, reason: &portcullis_core::federation::Reason) -> String {
+        super::reasons::reason_text(self.locale, reason)
+    }
+
     /// The language switch: same page, same query, another `lang`.
     pub fn languages(&self) -> Vec<LanguageLink> {
         LOCALES

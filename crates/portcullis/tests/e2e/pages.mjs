@@ -152,7 +152,7 @@ await run('confirm account', async () => {
   assert.equal(await page.getByLabel('User name').inputValue(), 'Mona Lisa', 'the input is kept');
   await page.getByLabel('User name').fill('admin');
   await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('alert').filter({ hasText: 'is taken' }).waitFor();
+  await page.getByRole('alert').filter({ hasText: 'is already taken' }).waitFor();
   await page.getByLabel('User name').fill('mona');
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.waitForURL(`${BASE}/account`);

@@ -13,5 +13,11 @@ mod import;
 mod kubesphere_redis;
 mod ldap_login;
 mod oidc;
+// Trace export runs with the `otel` feature (`cargo test --workspace --all-features`); without
+// it, a configured endpoint only earns a warning.
+#[cfg(feature = "otel")]
+mod otel;
+#[cfg(not(feature = "otel"))]
+mod otel_off;
 mod reload;
 mod replicas;

@@ -202,7 +202,7 @@ async fn lookup_logs_in_only_linked_identities() {
     assert_eq!(last.status, 401, "{}", last.body);
     assert!(
         last.body
-            .contains("no account is linked to this idaas identity"),
+            .contains("No account is linked to this idaas identity"),
         "{}",
         last.body
     );

@@ -122,7 +122,7 @@ async fn state_mismatch_replay_and_expiry() {
     );
     let late = alice.get(&alice_cb).await;
     assert_eq!(late.status, 400, "{}", late.body);
-    assert!(late.body.contains("this login expired"), "{}", late.body);
+    assert!(late.body.contains("This login expired"), "{}", late.body);
 
     assert_eq!(user_names(&server), vec!["admin", "octocat"]);
     let failures = records(&server, "github:unknown").await;
@@ -365,8 +365,7 @@ async fn disabled_users_are_refused_on_every_path() {
     let last = hops.last().unwrap();
     assert_eq!(last.status, 403, "{}", last.body);
     assert!(
-        last.body
-            .contains("the account &quot;octocat&quot; is disabled"),
+        last.body.contains("The account “octocat” is disabled"),
         "{}",
         last.body
     );

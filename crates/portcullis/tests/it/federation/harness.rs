@@ -69,6 +69,8 @@ pub struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: Vec<Cookie>,
+    /// The `Accept-Language` sent to Portcullis, if any.
+    language: Option<String>,
 }
 
 impl Browser {
@@ -77,7 +79,26 @@ impl Browser {
             http: http(),
             base: server.base.clone(),
             cookies: Vec::new(),
+            language: None,
         }
+    }
+
+    /// A browser whose requests to Portcullis say `Accept-Language: language`.
+    pub fn with_language(server: &Server, language: &str) -> Self {
+        Browser {
+            language: Some(language.to_owned()),
+            ..Browser::new(server)
+        }
+    }
+
+    /// The CSRF token of the (first) form on a page.
+    pub fn form_csrf(page: &Hop) -> String {
+        page.body
+            .split("name=\"csrf_token\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no CSRF field: {}", page.body))
+            .to_owned()
     }
 
     /// The request URL for `url` (the public URL mapped to the server), and its path when it
@@ -170,6 +191,10 @@ impl Browser {
         let req = match path.as_deref().and_then(|p| self.cookie_header(p)) {
             Some(c) => req.header("cookie", c),
             None => req,
+        };
+        let req = match (&path, &self.language) {
+            (Some(_), Some(l)) => req.header("accept-language", l),
+            _ => req,
         };
         let resp = req
             .send()

@@ -64,7 +64,7 @@ async fn renamed_github_login_keeps_its_link_and_an_old_login_is_not_inherited()
         .await;
     let last = hops.last().unwrap();
     assert_eq!(last.status, 401, "{}", last.body);
-    assert!(last.body.contains("no account is linked"), "{}", last.body);
+    assert!(last.body.contains("No account is linked"), "{}", last.body);
 
     // A stale legacy link (its user already has a link by numeric id at this provider) is not
     // used either, and stays as it was.

@@ -1,7 +1,7 @@
 //! The pages of the browser path: the confirm step of `manual` mapping, the login page with
 //! hidden and disabled providers, and the public provider listing.
 
-use portcullis_test_upstreams::{FakeGitHub, FakeIdaas};
+use portcullis_test_upstreams::{FakeGitHub, FakeIdaas, Mode};
 
 use super::*;
 
@@ -46,15 +46,7 @@ async fn manual_registration_through_the_confirm_page() {
         "{}",
         form.body
     );
-    let csrf = form
-        .body
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = Browser::form_csrf(form);
     assert_eq!(
         user_names(&server),
         vec!["admin"],
@@ -91,7 +83,9 @@ async fn manual_registration_through_the_confirm_page() {
         .await;
     assert_eq!(taken.status, 409);
     assert!(
-        taken.body.contains("user name &quot;admin&quot; is taken"),
+        taken
+            .body
+            .contains("The user name “admin” is already taken"),
         "{}",
         taken.body
     );
@@ -142,6 +136,113 @@ async fn manual_registration_through_the_confirm_page() {
         .follow(&format!("{PUBLIC}/login/github"))
         .await;
     signed_in_as(&hops, "mona");
+}
+
+/// Posts `name` on the confirm page of a fresh `manual` login in `browser`; returns the answer.
+async fn confirm_as(browser: &mut Browser, name: &str) -> Hop {
+    let hops = browser.follow(&format!("{PUBLIC}/login/github")).await;
+    let form = hops.last().unwrap();
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = Browser::form_csrf(form);
+    browser
+        .post_form(
+            &format!("{PUBLIC}/login/confirm"),
+            &[("csrf_token", &csrf), ("name", name)],
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_messages_follow_the_page_language() {
+    let gh = FakeGitHub::start().await;
+    gh.add_user(77, "Zhang", None, vec![]);
+    gh.login_as(77);
+    let b = backend(false).await;
+    let server = start(
+        Some(yaml(&[github(
+            &gh,
+            "github",
+            "manual",
+            Some(&callback_url("github")),
+            "",
+        )])),
+        &b,
+    );
+    let mut zh = Browser::with_language(&server, "zh-CN,zh;q=0.9,en;q=0.5");
+    let mut en = Browser::with_language(&server, "en-US,en;q=0.9");
+
+    // The confirm page: a taken name and an invalid one, in each language.
+    let taken = confirm_as(&mut zh, "admin").await;
+    assert_eq!(taken.status, 409);
+    assert!(
+        taken.body.contains("<html lang=\"zh-CN\">"),
+        "{}",
+        taken.body
+    );
+    assert!(
+        taken.body.contains("用户名“admin”已被占用，请另选一个。"),
+        "{}",
+        taken.body
+    );
+    assert!(!taken.body.contains("is taken"), "{}", taken.body);
+    let invalid = confirm_as(&mut zh, "Zhang San").await;
+    assert_eq!(invalid.status, 400);
+    assert!(
+        invalid
+            .body
+            .contains("用户名“Zhang San”只能包含小写字母、数字、“-”、“_”和“.”。"),
+        "{}",
+        invalid.body
+    );
+    let taken = confirm_as(&mut en, "admin").await;
+    assert_eq!(taken.status, 409);
+    assert!(
+        taken
+            .body
+            .contains("The user name “admin” is already taken; choose another."),
+        "{}",
+        taken.body
+    );
+    let invalid = confirm_as(&mut en, "Zhang San").await;
+    assert!(
+        invalid.body.contains(
+            "The user name “Zhang San” may only contain lower-case letters, digits, “-”, “_” and “.”."
+        ),
+        "{}",
+        invalid.body
+    );
+    assert_eq!(user_names(&server), vec!["admin"]);
+
+    // The error page of a failed provider.
+    gh.set_token_mode(Mode::Error500);
+    let zh_page = zh.follow(&format!("{PUBLIC}/login/github")).await;
+    let zh_page = zh_page.last().unwrap();
+    assert_eq!(zh_page.status, 502);
+    for text in [
+        "身份提供方未正确响应",
+        "身份提供方“github”未正确响应（无法连接、响应过慢或应答无效）。",
+        "请求 ID",
+    ] {
+        assert!(zh_page.body.contains(text), "{text}: {}", zh_page.body);
+    }
+    assert!(!zh_page.body.contains("did not answer"), "{}", zh_page.body);
+    let en_page = en.follow(&format!("{PUBLIC}/login/github")).await;
+    let en_page = en_page.last().unwrap();
+    assert_eq!(en_page.status, 502);
+    assert!(
+        en_page.body.contains(
+            "The identity provider “github” did not answer correctly (unreachable, too slow, or an invalid answer)."
+        ),
+        "{}",
+        en_page.body
+    );
+    // The login records keep the engine's English, whatever the page's language.
+    let recs = records(&server, "github:unknown").await;
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert!(
+        recs.iter()
+            .all(|r| r["spec"]["reason"].as_str().unwrap().contains("HTTP 500"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -212,7 +313,7 @@ async fn login_page_hidden_and_disabled_providers_and_public_config() {
     assert!(
         disabled
             .body
-            .contains("the identity provider &quot;old&quot; is disabled"),
+            .contains("The identity provider “old” is disabled"),
         "{}",
         disabled.body
     );
@@ -221,7 +322,7 @@ async fn login_page_hidden_and_disabled_providers_and_public_config() {
     assert!(
         unknown
             .body
-            .contains("no identity provider named &quot;nope&quot; is configured")
+            .contains("There is no identity provider named “nope”")
     );
     let console_only = browser.get(&format!("{PUBLIC}/login/console-gh")).await;
     assert_eq!(console_only.status, 400);
