@@ -37,7 +37,7 @@ for tool in wrk taskset curl python3; do
 done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -q -p portcullis -p portcullis-bench
+[ "${NO_BUILD:-0}" = 1 ] || cargo build --release -q -p portcullis -p portcullis-bench
 BIN="$CARGO_TARGET_DIR/release"
 
 # matplotlib for the plot, once, in bench/.venv (ignored by git).
@@ -109,6 +109,9 @@ authentication:
       redirectURIs: ["http://127.0.0.1:9/cb"]
       grantMethod: auto
       trusted: false
+    - name: console
+      secret: console-secret
+      trusted: true
     identityProviders:
     - name: instant
       type: OAuth2IdentityProvider
@@ -182,7 +185,7 @@ bench_backend() {
   taskset -c 1 "$BIN/loadgen" --url "$URL" tokens --client "$CLIENT" --user "admin:$ADMIN_PW" \
     --scope "openid profile email" >"$WORK/tokens_$b.json"
   AT=$(json_field access_token <"$WORK/tokens_$b.json")
-  TOKEN=$(curl -sf -d grant_type=password -d username=admin -d password="$ADMIN_PW" "$URL/oauth/token" | json_field access_token)
+  TOKEN=$(curl -sf -u console:console-secret -d grant_type=password -d username=admin -d password="$ADMIN_PW" "$URL/oauth/token" | json_field access_token)
   curl -sf -H 'Content-Type: application/json' -d "{\"spec\":{\"token\":\"$TOKEN\"}}" "$URL/oauth/authenticate" | grep -q '"authenticated":true'
   curl -sf -H "Authorization: Bearer $AT" "$URL/oauth/userinfo" | grep -q '"sub"'
   curl -sf -u "$CLIENT" -d "token=$AT" "$URL/oauth/introspect" | grep -q '"active":true'
@@ -225,7 +228,7 @@ bench_backend() {
     fi
     # The password grant and the hash it is bounded by, back to back on the same core.
     taskset -c 0 "$BIN/hash-baseline" --threads 1 --seconds "$SLICE" >"$out/hash_r$r.json"
-    BENCH_USER=admin BENCH_PASSWORD="$ADMIN_PW" wrk_slice "$out/password_portcullis_r$r.txt" "$URL/oauth/token" bench/password.lua "$PW_CONC"
+    BENCH_USER=admin BENCH_PASSWORD="$ADMIN_PW" BENCH_CLIENT_ID=console BENCH_CLIENT_SECRET=console-secret wrk_slice "$out/password_portcullis_r$r.txt" "$URL/oauth/token" bench/password.lua "$PW_CONC"
   done
   echo "{\"rss_peak_all_kb\": $(status_kb "$PID" VmHWM)}" >"$out/memory_end.json"
   kill "$PID"

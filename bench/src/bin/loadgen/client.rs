@@ -111,9 +111,7 @@ impl Conn {
             tokio::spawn(connection);
             self.sender = Some(sender);
         }
-        self.sender
-            .as_mut()
-            .ok_or_else(|| anyhow!("no connection"))
+        self.sender.as_mut().ok_or_else(|| anyhow!("no connection"))
     }
 
     /// Forgets every cookie (a new browser).
@@ -151,7 +149,11 @@ impl Conn {
             req = req.header(k, v);
         }
         if !self.cookies.is_empty() {
-            let jar: Vec<String> = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
             req = req.header(header::COOKIE, jar.join("; "));
         }
         let req = req.body(Full::new(body))?;
@@ -196,7 +198,11 @@ impl Conn {
         }
     }
 
-    pub async fn get(&mut self, path: &str, headers: &[(HeaderName, HeaderValue)]) -> Result<Reply> {
+    pub async fn get(
+        &mut self,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Reply> {
         self.send(Method::GET, path, headers, Bytes::new()).await
     }
 

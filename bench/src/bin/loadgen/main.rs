@@ -209,7 +209,12 @@ async fn run(cli: Cli) -> Result<Value> {
             let source = match tokens_file {
                 Some(f) => {
                     let text = std::fs::read_to_string(&f).with_context(|| format!("read {f}"))?;
-                    TokenSource::List(text.lines().filter(|l| !l.is_empty()).map(String::from).collect())
+                    TokenSource::List(
+                        text.lines()
+                            .filter(|l| !l.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    )
                 }
                 None => TokenSource::CodeFlow(code_flow(&target, &paths, &client, &flow).await?),
             };
@@ -261,7 +266,12 @@ async fn run(cli: Cli) -> Result<Value> {
 }
 
 /// Logs a browser in once (password form) for a code flow.
-async fn code_flow(target: &Target, paths: &Paths, client: &str, flow: &FlowArgs) -> Result<CodeFlow> {
+async fn code_flow(
+    target: &Target,
+    paths: &Paths,
+    client: &str,
+    flow: &FlowArgs,
+) -> Result<CodeFlow> {
     let (user, password) = flow
         .user
         .split_once(':')
@@ -281,7 +291,10 @@ fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue)> {
     let (k, v) = h
         .split_once(':')
         .ok_or_else(|| anyhow!("--header must be 'Name: value', got {h:?}"))?;
-    Ok((HeaderName::from_bytes(k.trim().as_bytes())?, HeaderValue::from_str(v.trim())?))
+    Ok((
+        HeaderName::from_bytes(k.trim().as_bytes())?,
+        HeaderValue::from_str(v.trim())?,
+    ))
 }
 
 /// What one worker measured.
@@ -306,8 +319,12 @@ async fn load(
     let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
     let mut workers = Vec::with_capacity(concurrency);
     for index in 0..concurrency {
-        let (target, scenario, paths, barrier) =
-            (target.clone(), scenario.clone(), paths.clone(), barrier.clone());
+        let (target, scenario, paths, barrier) = (
+            target.clone(),
+            scenario.clone(),
+            paths.clone(),
+            barrier.clone(),
+        );
         let mut start_rx = start_rx.clone();
         workers.push(tokio::spawn(async move {
             let mut conn = Conn::new(target);

@@ -59,7 +59,10 @@ pub enum Scenario {
         expect: u16,
     },
     /// `grant_type=client_credentials`.
-    ClientCredentials { client: Client, scope: Option<String> },
+    ClientCredentials {
+        client: Client,
+        scope: Option<String>,
+    },
     /// `grant_type=refresh_token`, each worker carrying its own rotating refresh token.
     Refresh { client: Client, source: TokenSource },
     /// Authorize (with the user's session cookie) then exchange the code, with PKCE S256.
@@ -113,14 +116,14 @@ impl Scenario {
         match self {
             Scenario::Refresh { source, .. } => {
                 st.refresh_token = match source {
-                    TokenSource::List(tokens) => tokens
-                        .get(index)
-                        .cloned()
-                        .ok_or_else(|| anyhow!("only {} refresh tokens for worker {index}", tokens.len()))?,
+                    TokenSource::List(tokens) => tokens.get(index).cloned().ok_or_else(|| {
+                        anyhow!("only {} refresh tokens for worker {index}", tokens.len())
+                    })?,
                     TokenSource::CodeFlow(flow) => {
                         let t: TokenAnswer = flow.run(conn).await?.json()?;
-                        t.refresh_token
-                            .ok_or_else(|| anyhow!("the code flow gave no refresh token (scope offline_access?)"))?
+                        t.refresh_token.ok_or_else(|| {
+                            anyhow!("the code flow gave no refresh token (scope offline_access?)")
+                        })?
                     }
                 };
             }
@@ -151,7 +154,9 @@ impl Scenario {
                 if let Some(s) = scope {
                     form.push(("scope", s));
                 }
-                let r = conn.post_form(&paths.token, &client.header(), &form).await?;
+                let r = conn
+                    .post_form(&paths.token, &client.header(), &form)
+                    .await?;
                 let t: TokenAnswer = r.expect(200)?.json()?;
                 if t.access_token.is_empty() {
                     bail!("no access token");
@@ -162,7 +167,9 @@ impl Scenario {
                     ("grant_type", "refresh_token"),
                     ("refresh_token", st.refresh_token.as_str()),
                 ];
-                let r = conn.post_form(&paths.token, &client.header(), &form).await?;
+                let r = conn
+                    .post_form(&paths.token, &client.header(), &form)
+                    .await?;
                 let t: TokenAnswer = r.expect(200)?.json()?;
                 if let Some(next) = t.refresh_token {
                     st.refresh_token = next;
@@ -195,7 +202,8 @@ impl Scenario {
                     .get(&format!("/oauth/callback/{provider}?{query}"), &[])
                     .await?;
                 if !cb.status.is_redirection() || conn.cookie("portcullis_session").is_none() {
-                    let body = String::from_utf8_lossy(&cb.body[..cb.body.len().min(200)]).into_owned();
+                    let body =
+                        String::from_utf8_lossy(&cb.body[..cb.body.len().min(200)]).into_owned();
                     bail!("callback answered {} without a session: {body}", cb.status);
                 }
             }
@@ -230,7 +238,9 @@ impl CodeFlow {
                 ("code_challenge_method", "S256"),
             ])
             .finish();
-        let auth = conn.get(&format!("{}?{query}", self.paths.authorize), &[]).await?;
+        let auth = conn
+            .get(&format!("{}?{query}", self.paths.authorize), &[])
+            .await?;
         if !auth.status.is_redirection() {
             let body = String::from_utf8_lossy(&auth.body[..auth.body.len().min(200)]).into_owned();
             bail!("authorize answered {}: {body}", auth.status);
@@ -252,7 +262,12 @@ impl CodeFlow {
 
 /// Logs a browser in with the password form (double-submit CSRF token) and returns the session
 /// cookie `(name, value)`.
-pub async fn password_session(conn: &mut Conn, paths: &Paths, user: &str, password: &str) -> Result<(String, String)> {
+pub async fn password_session(
+    conn: &mut Conn,
+    paths: &Paths,
+    user: &str,
+    password: &str,
+) -> Result<(String, String)> {
     let csrf = unique("csrf-token-0123456789-");
     conn.set_cookie("portcullis_csrf", &csrf);
     let form = [
@@ -264,6 +279,11 @@ pub async fn password_session(conn: &mut Conn, paths: &Paths, user: &str, passwo
     let session = conn
         .cookie("portcullis_session")
         .map(str::to_string)
-        .ok_or_else(|| anyhow!("the sign-in form answered {} without a session cookie", r.status))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "the sign-in form answered {} without a session cookie",
+                r.status
+            )
+        })?;
     Ok(("portcullis_session".to_string(), session))
 }
