@@ -128,6 +128,10 @@ def fmt(v, digits=0):
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
+def mib(v):
+    return "-" if v is None else f"{v:,.1f} MiB"
+
+
 def verdict(ok):
     return "yes" if ok else "**no**"
 
@@ -161,9 +165,9 @@ def tables(r):
     peer = r.get("oidc_provider", {})
     su, psu = r.get("startup", {}), peer.get("startup", {})
     res = ["| | Portcullis, SQLite | Portcullis, PostgreSQL + Redis | oidc-provider | target |", "|---|---|---|---|---|",
-           f"| RSS idle (after start) | {fmt(mem('sqlite', 'rss_idle'), 1)} MiB | {fmt(mem('postgres_redis', 'rss_idle'), 1)} | {fmt(peer.get('rss_idle_mib'), 1)} MiB | < 20 MB |",
-           f"| RSS peak under the verification load | {fmt(mem('sqlite', 'rss_peak_verification'), 1)} MiB | {fmt(mem('postgres_redis', 'rss_peak_verification'), 1)} MiB | {fmt(peer.get('rss_peak_verification_mib'), 1)} MiB | < 64 MB |",
-           f"| RSS peak over all scenarios | {fmt(mem('sqlite', 'rss_peak_all'), 1)} MiB | {fmt(mem('postgres_redis', 'rss_peak_all'), 1)} MiB | | |",
+           f"| RSS idle (after start) | {mib(mem('sqlite', 'rss_idle'))} | {mib(mem('postgres_redis', 'rss_idle'))} | {mib(peer.get('rss_idle_mib'))} | < 20 MB |",
+           f"| RSS peak under the verification load | {mib(mem('sqlite', 'rss_peak_verification'))} | {mib(mem('postgres_redis', 'rss_peak_verification'))} | {mib(peer.get('rss_peak_verification_mib'))} | < 64 MB |",
+           f"| RSS peak over all scenarios | {mib(mem('sqlite', 'rss_peak_all'))} | {mib(mem('postgres_redis', 'rss_peak_all'))} | | |",
            f"| start-up to ready, median of {su.get('runs', '-')} | {fmt(su.get('median_ms'), 1)} ms (`/readyz`) | | {fmt(psu.get('median_ms'), 1)} ms (discovery) | < 200 ms |",
            f"| release binary | {r['binary_mib']:.1f} MiB | | | |"]
     return scen, "\n".join(res)
