@@ -1,29 +1,100 @@
 #!/usr/bin/env bash
-# Portcullis benchmark driver (issue 2 scope: TokenReview and the password grant).
+# Portcullis benchmark harness (issue 8). Every figure is a ratio to a baseline measured in the same
+# rounds, because these machines are shared and noisy:
+#   token verification (TokenReview, userinfo, introspection)   / bare axum handler (wrk)
+#   client_credentials, refresh_token, authorization_code,
+#   federated login                                             / bare axum handler (loadgen)
+#   password grant logins/s                                     / argon2id verifications/s
+#   Portcullis / oidc-provider on client_credentials, refresh_token, introspection, userinfo
+# on SQLite (in-process state) and on PostgreSQL + Redis. Each round runs every subject for one slice,
+# one after the other; a figure is the median over the rounds of the per-round ratios.
+# Servers run on CPU 0 (taskset), load generators on CPU 1; loopback only.
+# Also: RSS idle and peak under the verification load (from /proc), start-up time to /readyz
+# (median of STARTUP_RUNS), release binary size.
 #
-# Builds release binaries, starts each server on loopback pinned to CPU 0, drives it with wrk
-# pinned to CPU 1, and reports every figure as a ratio to a baseline measured in the same run:
-#   TokenReview req/s       / bare axum handler req/s   (target >= 0.5)
-#   password grant logins/s / argon2id verifications/s  (target: overhead < 5%)
-# Writes bench/results/latest.json and the table in docs/performance.md.
-# Usage: bench/run.sh [DURATION_SECONDS] (default 10). Needs wrk (apt-get install wrk).
+# Output: bench/results/latest.json, the tables between the bench markers of docs/performance.md and
+# docs/images/performance.png (bench/report.py, matplotlib in bench/.venv, installed here once).
+#
+# Usage: bench/run.sh            full run (ROUNDS=5, SLICE=3 s: about 12 minutes with the build done)
+#        QUICK=1 bench/run.sh    one round of 1-second slices, for developing the harness
+# Knobs: ROUNDS, SLICE (seconds), CONC (connections, default 32), FED_USERS (distinct upstream users,
+#        default 10000), STARTUP_RUNS, NO_PG=1 (SQLite only), NO_PEER=1 (no oidc-provider), NO_DOCS=1.
+# Needs: wrk, taskset, curl, python3; node for oidc-provider; pg_isready/psql for PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${1:-10}"
-# Shared, noisy machines: the HTTP figures alternate baseline and subject in short slices and
-# report the median of the per-round ratios, so a burst of other load hits both alike.
-ROUNDS="${ROUNDS:-5}"
-SLICE="${SLICE:-3}"
-command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
+if [ "${QUICK:-0}" = 1 ]; then
+  ROUNDS="${ROUNDS:-1}" SLICE="${SLICE:-1}" STARTUP_RUNS="${STARTUP_RUNS:-5}"
+else
+  ROUNDS="${ROUNDS:-5}" SLICE="${SLICE:-3}" STARTUP_RUNS="${STARTUP_RUNS:-20}"
+fi
+CONC="${CONC:-32}"
+FED_USERS="${FED_USERS:-10000}"
+PW_CONC=4
+ADMIN_PW=bench-Admin-Passw0rd
+CLIENT=bench:bench-client-secret
+for tool in wrk taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (apt-get install $tool)" >&2; exit 1; }
+done
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -q -p portcullis -p portcullis-bench
+[ "${NO_BUILD:-0}" = 1 ] || cargo build --release -q -p portcullis -p portcullis-bench
 BIN="$CARGO_TARGET_DIR/release"
+
+# matplotlib for the plot, once, in bench/.venv (ignored by git).
+VENV=bench/.venv
+if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check matplotlib
+fi
+
+# oidc-provider: the npm package the provider tests already install (pinned by its package-lock.json).
+PEER_DIR=crates/test-upstreams/peers/oidc
+PEER=0
+if [ "${NO_PEER:-0}" != 1 ] && command -v node >/dev/null; then
+  if [ ! -d "$PEER_DIR/node_modules/oidc-provider" ] && command -v npm >/dev/null; then
+    (cd "$PEER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  [ -d "$PEER_DIR/node_modules/oidc-provider" ] && PEER=1
+fi
+
 WORK="$(mktemp -d)"
+RAW="$WORK/raw"
+mkdir -p "$RAW"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+PG_DB=""
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$PG_DB" ]; then psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-cat > "$WORK/kubesphere.yaml" <<YAML
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_for CMD...: polls CMD until it succeeds (20-second deadline).
+wait_for() {
+  local end=$((SECONDS + 20))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$end" ] || { echo "bench: timed out waiting for: $*" >&2; return 1; }
+    sleep 0.02
+  done
+}
+status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.argv[1]])' "$1"; }
+
+# Load on CPU 1. wrk_slice OUT URL LUA [CONNECTIONS]; lg_slice OUT LOADGEN-ARGS...
+wrk_slice() { taskset -c 1 wrk -t1 -c"${4:-$CONC}" -d"${SLICE}s" --latency -s "$3" "$2" >"$1"; }
+lg_slice() { local out="$1"; shift; taskset -c 1 "$BIN/loadgen" -c "$CONC" -d "$SLICE" "$@" >"$out"; }
+
+# The instant upstream of the federated logins (CPU 1, with the load generator that plays the browser).
+taskset -c 1 "$BIN/instant-upstream" 127.0.0.1:0 >"$WORK/upstream.addr" &
+PIDS+=($!)
+wait_for test -s "$WORK/upstream.addr"
+UPSTREAM="http://$(head -n1 "$WORK/upstream.addr")"
+
+# write_config FILE PORT: KubeSphere configuration with the bench client and the instant upstream.
+write_config() {
+  cat >"$1" <<YAML
 authentication:
   authenticateRateLimiterMaxTries: 10
   authenticateRateLimiterDuration: 10m
@@ -32,124 +103,162 @@ authentication:
   oauthOptions:
     accessTokenMaxAge: 2h
     accessTokenInactivityTimeout: 2h
+    clients:
+    - name: bench
+      secret: bench-client-secret
+      redirectURIs: ["http://127.0.0.1:9/cb"]
+      grantMethod: auto
+      trusted: false
+    - name: console
+      secret: console-secret
+      trusted: true
+    identityProviders:
+    - name: instant
+      type: OAuth2IdentityProvider
+      mappingMethod: auto
+      provider:
+        clientID: bench-upstream
+        clientSecret: bench-upstream-secret
+        redirectURL: http://127.0.0.1:$2/oauth/callback/instant
+        authURL: $UPSTREAM/authorize
+        tokenURL: $UPSTREAM/token
+        userInfoURL: $UPSTREAM/user
+        clientAuthStyle: basic
+        pkce: true
+        claims:
+          userID: /id
+          username: /login
+          email: /email
+          displayName: /name
 YAML
-
-# start_server NAME DATABASE_URL [REDIS_URL] -> sets URL_<NAME>
-start_portcullis() {
-  local name="$1" db="$2" redis="${3:-}"
-  local dir="$WORK/$name"; mkdir -p "$dir"
-  PORTCULLIS_ADMIN_PASSWORD=bench-Admin-Passw0rd PORTCULLIS_DATA_DIR="$dir" PORTCULLIS_DATABASE="$db" \
-    PORTCULLIS_REDIS="$redis" PORTCULLIS_LOG_FORMAT=json RUST_LOG=warn,portcullis=info \
-    taskset -c 0 "$BIN/portcullis" serve --config "$WORK/kubesphere.yaml" --listen 127.0.0.1:0 \
-    >"$dir/stdout" 2>"$dir/stderr" &
-  PIDS+=($!)
-  local addr=""
-  for _ in $(seq 1 200); do
-    addr=$(grep -o '"listen":"[^"]*"' "$dir/stderr" 2>/dev/null | head -n1 | cut -d'"' -f4 || true)
-    [ -n "$addr" ] && break
-    sleep 0.05
-  done
-  [ -n "$addr" ] || { echo "portcullis ($name) did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
-  printf -v "URL_$name" 'http://%s' "$addr"
 }
 
-# rps FILE -> requests/sec ; p99 FILE -> 99th percentile latency in ms
-rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$1"; }
-load() { taskset -c 1 wrk -t1 "$@" --latency; }
+# start_portcullis NAME DATABASE_URL [REDIS_URL]: sets URL and PID (the server on CPU 0).
+start_portcullis() {
+  local name="$1" db="$2" redis="${3:-}" port dir="$WORK/$1"
+  mkdir -p "$dir"
+  port=$(free_port)
+  write_config "$dir/kubesphere.yaml" "$port"
+  PORTCULLIS_ADMIN_PASSWORD="$ADMIN_PW" PORTCULLIS_DATA_DIR="$dir" PORTCULLIS_DATABASE="$db" \
+    PORTCULLIS_REDIS="$redis" PORTCULLIS_LOG_FORMAT=json RUST_LOG=warn \
+    taskset -c 0 "$BIN/portcullis" serve --config "$dir/kubesphere.yaml" --listen "127.0.0.1:$port" \
+    >"$dir/stdout" 2>"$dir/stderr" &
+  PID=$!
+  PIDS+=("$PID")
+  URL="http://127.0.0.1:$port"
+  wait_for curl -sf "$URL/readyz" || { cat "$dir/stderr" >&2; exit 1; }
+}
 
-echo "== baseline: bare axum handler"
+echo "== baseline: bare axum handler (CPU 0)"
 taskset -c 0 "$BIN/bare-axum" 127.0.0.1:0 >"$WORK/bare.addr" &
 PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$WORK/bare.addr" ] && break; sleep 0.05; done
+wait_for test -s "$WORK/bare.addr"
 BARE="http://$(head -n1 "$WORK/bare.addr")"
-TOKEN=x load -c32 -d"${DURATION}s" -s bench/tokenreview.lua "$BARE/" >"$WORK/bare.txt"
-export TOKEN=x
 
-echo "== TokenReview on SQLite (interleaved with the bare handler, $ROUNDS rounds)"
-start_portcullis sqlite "sqlite://$WORK/sqlite/portcullis.db"
-TOKEN=$(curl -sf -d grant_type=password -d username=admin -d password=bench-Admin-Passw0rd "$URL_sqlite/oauth/token" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-export TOKEN
-curl -sf -H 'Content-Type: application/json' -d "{\"spec\":{\"token\":\"$TOKEN\"}}" "$URL_sqlite/oauth/authenticate" | grep -q '"authenticated":true'
-for r in $(seq 1 "$ROUNDS"); do
-  load -c32 -d"${SLICE}s" -s bench/tokenreview.lua "$BARE/" >"$WORK/bare_r$r.txt"
-  load -c32 -d"${SLICE}s" -s bench/tokenreview.lua "$URL_sqlite/oauth/authenticate" >"$WORK/review_sqlite_r$r.txt"
-done
-
-echo "== password grant on SQLite, and the hash baseline"
-export BENCH_USER=admin BENCH_PASSWORD=bench-Admin-Passw0rd
-load -c4 -d"${DURATION}s" -s bench/password.lua "$URL_sqlite/oauth/token" >"$WORK/password_sqlite.txt"
-HASH_JSON=$(taskset -c 0 "$BIN/hash-baseline" --threads 1 --seconds "$DURATION")
-
-PG_OK=0
-if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-  echo "== TokenReview on PostgreSQL + Redis"
-  DB="portcullis_bench_$$"
-  psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $DB" >/dev/null
-  start_portcullis postgres "postgres://postgres@127.0.0.1:5432/$DB" "redis://127.0.0.1:6379/9"
-  TOKEN=$(curl -sf -d grant_type=password -d username=admin -d password=bench-Admin-Passw0rd "$URL_postgres/oauth/token" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  export TOKEN
-  for r in $(seq 1 "$ROUNDS"); do
-    load -c32 -d"${SLICE}s" -s bench/tokenreview.lua "$BARE/" >"$WORK/bare_pg_r$r.txt"
-    load -c32 -d"${SLICE}s" -s bench/tokenreview.lua "$URL_postgres/oauth/authenticate" >"$WORK/review_pg_r$r.txt"
-  done
-  load -c4 -d"${DURATION}s" -s bench/password.lua "$URL_postgres/oauth/token" >"$WORK/password_pg.txt"
-  PG_OK=1
+PEER_URL=""
+if [ "$PEER" = 1 ]; then
+  echo "== oidc-provider (CPU 0, NODE_ENV=production)"
+  NODE_ENV=production taskset -c 0 node bench/oidc-provider/server.mjs >"$WORK/peer.out" 2>"$WORK/peer.err" &
+  PEER_PID=$!
+  PIDS+=("$PEER_PID")
+  wait_for grep -q issuer "$WORK/peer.out" || { cat "$WORK/peer.err" >&2; exit 1; }
+  PEER_URL=$(head -n1 "$WORK/peer.out" | json_field issuer)
+  echo "{\"rss_idle_kb\": $(status_kb "$PEER_PID" VmRSS)}" >"$RAW/peer_memory_idle.json"
+  curl -sf "$PEER_URL/bench/tokens?refresh=0" >"$WORK/peer_tokens.json"
+  PEER_AT=$(json_field access_token <"$WORK/peer_tokens.json")
+  curl -sf -H "Authorization: Bearer $PEER_AT" "$PEER_URL/me" | grep -q '"sub"'
+  curl -sf -u "$CLIENT" -d "token=$PEER_AT" "$PEER_URL/token/introspection" | grep -q '"active":true'
 fi
 
-RSS_KB=$(ps -o rss= -p "${PIDS[1]}" | tr -d ' ')
+# Verification requests against Portcullis (TOKEN, AT of the current backend) and the peer.
+review() { TOKEN="$TOKEN" wrk_slice "$1" "$2/oauth/authenticate" bench/tokenreview.lua; }
+userinfo() { METHOD=GET AUTH="Bearer $3" BODY="" wrk_slice "$1" "$2" bench/request.lua; }
+introspect() { METHOD=POST AUTH="Basic $(printf %s "$CLIENT" | base64 -w0)" BODY="token=$3" wrk_slice "$1" "$2" bench/request.lua; }
 
-HASH_RPS=$(echo "$HASH_JSON" | sed -E 's/.*"per_second":([0-9.]+).*/\1/')
-mkdir -p bench/results
-python3 - "$PG_OK" "$WORK" "$ROUNDS" <<PY
-import json, sys, subprocess, platform, os
-pg_ok, work, rounds = sys.argv[1] == "1", sys.argv[2], int(sys.argv[3])
-import statistics
-def rps(f):
-    for l in open(f):
-        if l.startswith("Requests/sec:"): return float(l.split()[1])
-def p99(f):
-    for l in open(f):
-        p = l.split()
-        if len(p) == 2 and p[0] == "99%":
-            v = p[1]
-            for unit, mul in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-                if v.endswith(unit): return float(v[:-len(unit)]) * mul
-bare, hashps = rps(f"{work}/bare.txt"), float("$HASH_RPS")
-def interleaved(subject, base):
-    pairs = [(rps(f"{work}/{subject}_r{i}.txt"), rps(f"{work}/{base}_r{i}.txt")) for i in range(1, rounds + 1)]
-    p99s = [p99(f"{work}/{subject}_r{i}.txt") for i in range(1, rounds + 1)]
-    return {"rps": statistics.median(s for s, _ in pairs), "bare_rps": statistics.median(b for _, b in pairs),
-            "ratio_to_bare": statistics.median(s / b for s, b in pairs), "p99_ms": statistics.median(p99s),
-            "rounds": [{"rps": s, "bare_rps": b} for s, b in pairs]}
-r = {
-  "machine": {"cpus": os.cpu_count(), "cpu": (subprocess.run(["sh","-c","grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],capture_output=True,text=True).stdout.strip()), "kernel": platform.release()},
-  "duration_s": int("$DURATION"),
-  "bare_axum": {"rps": bare, "p99_ms": p99(f"{work}/bare.txt")},
-  "hash_baseline_per_s": hashps,
-  "sqlite": {"tokenreview": interleaved("review_sqlite", "bare"),
-             "password_grant": {"rps": rps(f"{work}/password_sqlite.txt"), "p99_ms": p99(f"{work}/password_sqlite.txt")}},
-  "rss_kb_after_load": int("$RSS_KB" or 0),
+# bench_backend NAME DATABASE_URL [REDIS_URL]: every scenario against one Portcullis.
+bench_backend() {
+  local b="$1" out="$RAW/$1"
+  mkdir -p "$out"
+  echo "== Portcullis on $b"
+  start_portcullis "$b" "$2" "${3:-}"
+  echo "{\"rss_idle_kb\": $(status_kb "$PID" VmRSS)}" >"$out/memory_idle.json"
+  taskset -c 1 "$BIN/loadgen" --url "$URL" tokens --client "$CLIENT" --user "admin:$ADMIN_PW" \
+    --scope "openid profile email" >"$WORK/tokens_$b.json"
+  AT=$(json_field access_token <"$WORK/tokens_$b.json")
+  TOKEN=$(curl -sf -u console:console-secret -d grant_type=password -d username=admin -d password="$ADMIN_PW" "$URL/oauth/token" | json_field access_token)
+  curl -sf -H 'Content-Type: application/json' -d "{\"spec\":{\"token\":\"$TOKEN\"}}" "$URL/oauth/authenticate" | grep -q '"authenticated":true'
+  curl -sf -H "Authorization: Bearer $AT" "$URL/oauth/userinfo" | grep -q '"sub"'
+  curl -sf -u "$CLIENT" -d "token=$AT" "$URL/oauth/introspect" | grep -q '"active":true'
+
+  echo "   memory under the verification load"
+  review "$out/mem_review.txt" "$URL"
+  userinfo "$out/mem_userinfo.txt" "$URL/oauth/userinfo" "$AT"
+  introspect "$out/mem_introspect.txt" "$URL/oauth/introspect" "$AT"
+  echo "{\"rss_peak_verification_kb\": $(status_kb "$PID" VmHWM), \"rss_after_verification_kb\": $(status_kb "$PID" VmRSS)}" >"$out/memory_load.json"
+  if [ "$PEER" = 1 ] && [ ! -e "$RAW/peer_memory_load.json" ]; then
+    userinfo "$out/mem_peer_userinfo.txt" "$PEER_URL/me" "$PEER_AT"
+    introspect "$out/mem_peer_introspect.txt" "$PEER_URL/token/introspection" "$PEER_AT"
+    echo "{\"rss_peak_verification_kb\": $(status_kb "$PEER_PID" VmHWM), \"rss_after_verification_kb\": $(status_kb "$PEER_PID" VmRSS)}" >"$RAW/peer_memory_load.json"
+  fi
+
+  local next_user=0 r
+  for r in $(seq 1 "$ROUNDS"); do
+    echo "   round $r/$ROUNDS"
+    TOKEN=x wrk_slice "$out/bare_wrk_r$r.txt" "$BARE/" bench/tokenreview.lua
+    lg_slice "$out/bare_lg_r$r.json" --url "$BARE" fixed --path /
+    review "$out/tokenreview_portcullis_r$r.txt" "$URL"
+    userinfo "$out/userinfo_portcullis_r$r.txt" "$URL/oauth/userinfo" "$AT"
+    introspect "$out/introspection_portcullis_r$r.txt" "$URL/oauth/introspect" "$AT"
+    lg_slice "$out/client_credentials_portcullis_r$r.json" --url "$URL" client-credentials --client "$CLIENT"
+    lg_slice "$out/refresh_token_portcullis_r$r.json" --url "$URL" refresh --client "$CLIENT" \
+      --user "admin:$ADMIN_PW" --scope "openid offline_access"
+    lg_slice "$out/authorization_code_portcullis_r$r.json" --url "$URL" authorization-code --client "$CLIENT" \
+      --user "admin:$ADMIN_PW" --scope "openid profile email"
+    lg_slice "$out/federated_login_portcullis_r$r.json" --url "$URL" federated --provider instant \
+      --users "$FED_USERS" --first-user "$next_user"
+    next_user=$(json_field next_user <"$out/federated_login_portcullis_r$r.json")
+    if [ "$PEER" = 1 ]; then
+      userinfo "$out/userinfo_peer_r$r.txt" "$PEER_URL/me" "$PEER_AT"
+      introspect "$out/introspection_peer_r$r.txt" "$PEER_URL/token/introspection" "$PEER_AT"
+      lg_slice "$out/client_credentials_peer_r$r.json" --url "$PEER_URL" --token-path /token \
+        client-credentials --client "$CLIENT"
+      curl -sf "$PEER_URL/bench/tokens?refresh=$CONC" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["refresh_tokens"]))' >"$WORK/peer_rt.txt"
+      lg_slice "$out/refresh_token_peer_r$r.json" --url "$PEER_URL" --token-path /token \
+        refresh --client "$CLIENT" --tokens-file "$WORK/peer_rt.txt"
+    fi
+    # The password grant and the hash it is bounded by, back to back on the same core.
+    taskset -c 0 "$BIN/hash-baseline" --threads 1 --seconds "$SLICE" >"$out/hash_r$r.json"
+    BENCH_USER=admin BENCH_PASSWORD="$ADMIN_PW" BENCH_CLIENT_ID=console BENCH_CLIENT_SECRET=console-secret wrk_slice "$out/password_portcullis_r$r.txt" "$URL/oauth/token" bench/password.lua "$PW_CONC"
+  done
+  echo "{\"rss_peak_all_kb\": $(status_kb "$PID" VmHWM)}" >"$out/memory_end.json"
+  kill "$PID"
+  wait "$PID" 2>/dev/null || true
 }
-if pg_ok:
-  r["postgres_redis"] = {"tokenreview": interleaved("review_pg", "bare_pg"),
-                         "password_grant": {"rps": rps(f"{work}/password_pg.txt"), "p99_ms": p99(f"{work}/password_pg.txt")}}
-for k in ("sqlite", "postgres_redis"):
-  if k in r:
-    r[k]["password_grant"]["overhead_vs_hash"] = 1 - r[k]["password_grant"]["rps"] / hashps
-json.dump(r, open("bench/results/latest.json", "w"), indent=2)
-rows = [f"| bare axum handler (ceiling) | {bare:,.0f} req/s | p99 {r['bare_axum']['p99_ms']:.2f} ms | 1.00 |",
-        f"| argon2id verifications, 1 core (login ceiling) | {hashps:,.1f} /s | | 1.00 |"]
-for k, label in (("sqlite", "SQLite"), ("postgres_redis", "PostgreSQL + Redis")):
-  if k in r:
-    t, p = r[k]["tokenreview"], r[k]["password_grant"]
-    rows.append(f"| TokenReview, {label} (bare in the same rounds: {t['bare_rps']:,.0f} req/s) | {t['rps']:,.0f} req/s | p99 {t['p99_ms']:.2f} ms | {t['ratio_to_bare']:.2f} of bare (median of {rounds} interleaved rounds) |")
-    rows.append(f"| password grant, {label} | {p['rps']:,.1f} logins/s | p99 {p['p99_ms']:.0f} ms | overhead {p['overhead_vs_hash']*100:.1f}% vs hash |")
-table = "\n".join(["| scenario | throughput | latency | ratio |", "|---|---|---|---|"] + rows)
-md = open("docs/performance.md").read()
-start, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-a, b = md.index(start) + len(start), md.index(end)
-note = f"\n\nMachine: {r['machine']['cpus']} CPUs ({r['machine']['cpu']}), Linux {r['machine']['kernel']}; server pinned to CPU 0, wrk to CPU 1; {r['duration_s']} s per figure. RSS of the SQLite server after its load: {r['rss_kb_after_load']/1024:.1f} MiB.\n\n"
-open("docs/performance.md", "w").write(md[:a] + note + table + "\n\n" + md[b:])
-print(table)
-PY
+
+bench_backend sqlite "sqlite://$WORK/sqlite/portcullis.db"
+if [ "${NO_PG:-0}" != 1 ] && pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  PG_DB="portcullis_bench_$$"
+  psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $PG_DB" >/dev/null
+  bench_backend postgres_redis "postgres://postgres@127.0.0.1:5432/$PG_DB" "redis://127.0.0.1:6379/9"
+fi
+
+echo "== start-up time to /readyz (SQLite, median of $STARTUP_RUNS)"
+mkdir -p "$WORK/startup"
+PORT=$(free_port)
+write_config "$WORK/startup/kubesphere.yaml" "$PORT"
+PORTCULLIS_ADMIN_PASSWORD="$ADMIN_PW" PORTCULLIS_DATA_DIR="$WORK/startup" PORTCULLIS_DATABASE="sqlite://$WORK/startup/portcullis.db" \
+  RUST_LOG=warn taskset -c 1 "$BIN/loadgen" startup --runs "$STARTUP_RUNS" --ready-url "http://127.0.0.1:$PORT/readyz" -- \
+  taskset -c 0 "$BIN/portcullis" serve --config "$WORK/startup/kubesphere.yaml" --listen "127.0.0.1:$PORT" >"$RAW/startup.json"
+if [ "$PEER" = 1 ]; then
+  PORT=$(free_port)
+  PORT="$PORT" NODE_ENV=production taskset -c 1 "$BIN/loadgen" startup --runs "$STARTUP_RUNS" \
+    --ready-url "http://127.0.0.1:$PORT/.well-known/openid-configuration" -- \
+    taskset -c 0 node bench/oidc-provider/server.mjs >"$RAW/peer_startup.json"
+fi
+
+cat >"$RAW/meta.json" <<JSON
+{"rounds": $ROUNDS, "slice_s": $SLICE, "concurrency": $CONC, "password_concurrency": $PW_CONC,
+ "federated_users": $FED_USERS, "peer": $PEER, "binary_bytes": $(stat -c %s "$BIN/portcullis"),
+ "command": "$( [ "${QUICK:-0}" = 1 ] && printf 'QUICK=1 ')ROUNDS=$ROUNDS SLICE=$SLICE CONC=$CONC bench/run.sh"}
+JSON
+"$VENV/bin/python" bench/report.py "$RAW" ${NO_DOCS:+--no-docs}
