@@ -384,11 +384,23 @@ impl Engine {
     /// Verifies a presented token of the given kind: signature, time, type, revocation and
     /// inactivity. Costs no database access in the common case.
     pub async fn verify(&self, token: &str, want: TokenType) -> Result<Claims, TokenError> {
+        self.verify_shared(token, want)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Engine::verify`] without copying the claims: they are shared with the codec's cache of
+    /// verified tokens (the TokenReview path).
+    pub async fn verify_shared(
+        &self,
+        token: &str,
+        want: TokenType,
+    ) -> Result<Arc<Claims>, TokenError> {
         let keys = self.keys.load();
         let now = self.now_ms();
         let claims = keys
             .codec
-            .verify(token, want, now, keys.settings.clock_skew_s)?;
+            .verify_cached(token, want, now, keys.settings.clock_skew_s)?;
         if claims.sid.is_empty() {
             // KubeSphere member-cluster semantics: with accessTokenMaxAge 0 there is no
             // server-side state at all. Otherwise a token without a session cannot be revoked,

@@ -2,9 +2,12 @@
 //! (`$2a$`, `$2b$`, `$2y$`) so imported users keep their passwords. Hashing is CPU-bound and runs
 //! on the blocking pool.
 
-use argon2::Argon2;
+use std::cell::RefCell;
+
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 
 use crate::error::CoreError;
 
@@ -92,14 +95,56 @@ pub fn verify_password_blocking(password: &str, hash: &str) -> bool {
         };
     }
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => verify_argon2(password.as_bytes(), &parsed).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored password hash is malformed");
+            false
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "stored password hash is malformed");
             false
         }
     }
+}
+
+thread_local! {
+    /// The argon2 working memory of this (blocking-pool) thread, kept between hashes. argon2
+    /// writes every block before reading it, so reuse needs no clearing. Allocating 19 MiB per
+    /// login instead costs thousands of page faults (the allocator returns memory that large to
+    /// the kernel), about a tenth of the hash itself. At most one hash per CPU runs at once
+    /// (`hash_slots`), so this is bounded by the blocking threads that ever hashed.
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Recomputes an argon2 PHC hash with the stored algorithm, version, parameters and salt in
+/// this thread's reused memory, and compares the outputs in constant time.
+fn verify_argon2(password: &[u8], parsed: &PasswordHash) -> Result<bool, String> {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err("argon2 hash without salt or output".into());
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| e.to_string())?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let params = Params::try_from(parsed).map_err(|e| e.to_string())?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = [0u8; 64];
+    let out = out
+        .get_mut(..expected.len())
+        .ok_or("argon2 output longer than 64 bytes")?;
+    ARGON2_MEMORY.with_borrow_mut(|memory| {
+        if memory.len() != blocks {
+            memory.clear();
+            memory.resize(blocks, Block::default());
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..])
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(bool::from(out.ct_eq(expected.as_bytes())))
 }
 
 /// Verifies on the blocking pool. With `hash == None` (unknown user, or a user without a
@@ -161,6 +206,34 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         assert!(!verify_password("anything", None).await);
+    }
+
+    #[test]
+    fn reused_memory_verifies_hashes_of_other_parameters_and_algorithms() {
+        // Verified on one thread in turn: the reused memory is resized between parameter sets.
+        for (algorithm, m, t) in [
+            (Algorithm::Argon2id, 19456, 2),
+            (Algorithm::Argon2id, 8192, 3),
+            (Algorithm::Argon2i, 4096, 1),
+            (Algorithm::Argon2d, 19456, 2),
+        ] {
+            let params = Params::new(m, t, 1, None).unwrap();
+            let hasher = Argon2::new(algorithm, Version::V0x13, params);
+            let h = hasher
+                .hash_password_with_salt(b"P@88w0rd", b"somesaltsomesalt")
+                .unwrap()
+                .to_string();
+            assert!(verify_password_blocking("P@88w0rd", &h), "{h}");
+            assert!(!verify_password_blocking("P@88w0rd!", &h), "{h}");
+        }
+        // The output length comes from the stored hash.
+        let params = Params::new(4096, 1, 1, Some(16)).unwrap();
+        let h = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_with_salt(b"pw-123456", b"saltsaltsalt")
+            .unwrap()
+            .to_string();
+        assert!(verify_password_blocking("pw-123456", &h));
+        assert!(!verify_password_blocking("pw-1234567", &h));
     }
 
     #[test]

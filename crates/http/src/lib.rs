@@ -17,26 +17,24 @@ pub mod oauth;
 pub mod oidc;
 pub mod pages;
 pub mod request;
+mod request_observer;
+
+pub use request_observer::{RequestSpanHook, set_request_span_hook};
 mod tokenreview;
 pub mod ui;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use portcullis_config::{Config, IpNet};
 use portcullis_core::Engine;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
 
 /// Largest request body accepted, in bytes. Every endpoint takes small forms or JSON.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -118,6 +116,10 @@ impl AppState {
             .and_then(|d| d(name))
     }
 
+    pub(crate) fn http_metrics(&self) -> &http_metrics::HttpMetrics {
+        &self.inner.http_metrics
+    }
+
     pub(crate) fn token_review_metrics(&self) -> &http_metrics::TokenReviewMetrics {
         &self.inner.token_review_metrics
     }
@@ -129,7 +131,6 @@ impl AppState {
 
 /// The whole router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/logout", get(oauth::logout).post(oauth::logout))
@@ -174,113 +175,13 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(|resp: &Response, latency: Duration, span: &tracing::Span| {
-                    span.record("status", resp.status().as_u16());
-                    DefaultOnResponse::default().on_response(resp, latency, span);
-                }),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(
-            request_id,
-            CounterRequestId::default(),
-        ))
+        .layer(request_observer::RequestObserverLayer::new(state.clone()))
         .with_state(state)
-}
-
-/// A hook the binary may install to see each request span with the request's headers (the
-/// `otel` build links the span to an incoming W3C `traceparent`). Set once, at start.
-pub type RequestSpanHook = fn(&axum::http::HeaderMap, &tracing::Span);
-
-static REQUEST_SPAN_HOOK: std::sync::OnceLock<RequestSpanHook> = std::sync::OnceLock::new();
-
-/// Installs the [`RequestSpanHook`]; a second call is ignored.
-pub fn set_request_span_hook(hook: RequestSpanHook) {
-    let _ = REQUEST_SPAN_HOOK.set(hook);
-}
-
-/// The span of one request: method, route (the matched pattern, such as
-/// `/login/{provider}`), path, request id, and the status once answered. The path only, never
-/// the query: query strings can carry codes and tokens.
-fn request_span(req: &Request) -> tracing::Span {
-    // The verification and probe endpoints log nothing per request and run thousands of times a
-    // second: no span for them (a span costs a formatted allocation).
-    if http_metrics::is_hot_path(req.uri().path()) {
-        return tracing::Span::none();
-    }
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route,
-        path = %req.uri().path(),
-        request_id = %id,
-        status = tracing::field::Empty,
-        otel.kind = "server"
-    );
-    if let Some(hook) = REQUEST_SPAN_HOOK.get() {
-        hook(req.headers(), &span);
-    }
-    span
-}
-
-/// Request ids: a random per-process prefix and a counter. Unique across replicas in practice,
-/// and, unlike a UUID v4 per request, no `getrandom` system call on every request.
-#[derive(Clone)]
-struct CounterRequestId {
-    prefix: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for CounterRequestId {
-    fn default() -> Self {
-        let prefix = portcullis_core::random_id();
-        CounterRequestId {
-            prefix: prefix[..10].into(),
-            next: Arc::default(),
-        }
-    }
-}
-
-impl MakeRequestId for CounterRequestId {
-    fn make_request_id<B>(&mut self, _req: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 async fn not_found() -> Response {
     error::ApiError::status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint").into_response()
-}
-
-async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    state
-        .inner
-        .http_metrics
-        .record(route, &method, resp.status(), start.elapsed());
-    resp
 }
 
 /// Default timeout for a whole request.

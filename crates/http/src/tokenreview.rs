@@ -15,6 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use portcullis_core::tokens::TokenType;
+
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -107,7 +109,10 @@ pub async fn token_review(
         .and_then(|s| s.token.as_deref())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("spec.token must be a non-empty string"))?;
-    let verified = state.engine().authenticate_bearer(token).await;
+    let verified = state
+        .engine()
+        .verify_shared(token, TokenType::AccessToken)
+        .await;
     let metrics = state.token_review_metrics();
     let status = match &verified {
         Ok(p) => {
