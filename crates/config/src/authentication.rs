@@ -135,7 +135,7 @@ pub(crate) fn read(
 
 fn jwt_secret(report: &mut Report, f: &Fields, jwt: JwtSources<'_>) -> Secret {
     // `Some(None)`: the key is there with the wrong type, which is already reported.
-    let from_file = f.get("jwtSecret").map(|v| v.string(report));
+    let from_file = f.get("jwtSecret").map(|v| v.secret(report));
     if let Some(secret) = jwt.overriding {
         if secret.is_empty() {
             report.override_error(
@@ -188,7 +188,11 @@ fn read_oauth(
     };
     let issuer = optional(report, "issuer");
     let sign_key = optional(report, "signKey").map(PathBuf::from);
-    let sign_key_data = optional(report, "signKeyData").map(Secret::new);
+    let sign_key_data = f
+        .get("signKeyData")
+        .and_then(|v| v.secret(report))
+        .filter(|s| !s.is_empty())
+        .map(Secret::new);
     let duration = |r: &mut Report, key: &str| {
         f.get(key)
             .and_then(|v| v.duration(r))

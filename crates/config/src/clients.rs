@@ -85,7 +85,7 @@ fn read_one(
     let development = flag(report, "development", false);
     let secret = f
         .get("secret")
-        .and_then(|v| v.string(report))
+        .and_then(|v| v.secret(report))
         .filter(|s| !s.is_empty())
         .map(Secret::new);
     let redirect_uris = uris(report, &f, "redirectURIs", development);

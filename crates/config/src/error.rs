@@ -74,6 +74,10 @@ pub(crate) struct Report<'a> {
     pub text: &'a str,
     pub problems: Vec<Problem>,
     pub warnings: Vec<Problem>,
+    /// Files that secret values were read from (`${file:...}`), for the reload watcher.
+    pub secret_files: Vec<PathBuf>,
+    /// Where relative `${file:...}` paths start: the configuration file's directory.
+    base_dir: Option<PathBuf>,
 }
 
 impl<'a> Report<'a> {
@@ -83,7 +87,19 @@ impl<'a> Report<'a> {
             text,
             problems: Vec::new(),
             warnings: Vec::new(),
+            secret_files: Vec::new(),
+            base_dir: file.and_then(Path::parent).map(Path::to_path_buf),
         }
+    }
+
+    /// The directory relative `${file:...}` paths are taken from.
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
+    #[cfg(test)]
+    pub fn set_base_dir(&mut self, dir: Option<PathBuf>) {
+        self.base_dir = dir;
     }
 
     fn problem(&self, line: Option<usize>, path: &str, message: String) -> Problem {

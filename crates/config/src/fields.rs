@@ -157,6 +157,13 @@ impl<'n> Field<'n> {
         }
     }
 
+    /// A secret string: [`Field::string`], then a `${file:...}` or `${env:...}` reference
+    /// resolved (see `secret_ref`). `None` when absent in type or unresolvable (reported).
+    pub fn secret(&self, report: &mut Report) -> Option<String> {
+        let value = self.string(report)?;
+        crate::secret_ref::resolve(report, self.line, &self.path, value)
+    }
+
     /// An integer in `T`'s range; a quoted integer is accepted too.
     pub fn int<T: TryFrom<i128>>(&self, report: &mut Report) -> Option<T> {
         let value = match &self.node.kind {

@@ -22,6 +22,7 @@ mod providers;
 mod raw;
 mod redis;
 mod secret;
+mod secret_ref;
 mod telemetry;
 mod ui;
 
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 pub use duration::parse_go_duration;
 pub use error::{ConfigError, Problem};
 pub use model::*;
+pub use portcullis::DEFAULT_REQUEST_READ_TIMEOUT;
 pub use secret::Secret;
 pub use ui::{DEFAULT_PRIMARY_COLOR, DEFAULT_PRODUCT_NAME};
 
@@ -204,6 +206,7 @@ fn build(
         redis,
         portcullis,
         warnings: Vec::new(),
+        secret_files: report.secret_files.clone(),
     };
     let (mut config, warnings) = report.into_result(config)?;
     config.warnings = warnings.iter().map(Problem::to_string).collect();

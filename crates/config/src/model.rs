@@ -20,6 +20,9 @@ pub struct Config {
     pub portcullis: PortcullisOptions,
     /// Non-fatal findings (unknown keys with a "did you mean" hint, and the like), each with its location.
     pub warnings: Vec<String>,
+    /// Files secret values were read from (`${file:...}` references), which the server watches
+    /// for changes like the configuration file itself.
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// KubeSphere's `authentication:` block.
@@ -197,7 +200,7 @@ impl std::fmt::Debug for IdentityProviderConfig {
 }
 
 /// Whether a provider option's name says it holds a secret.
-fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     const MARKERS: [&str; 7] = [
         "secret",
         "password",
@@ -286,6 +289,11 @@ pub struct PortcullisOptions {
     /// `signingKeyRotationPeriod`: how often the ID-token signing keys generated in the database
     /// are replaced (the old key keeps verifying for a grace period). Zero: never. Default 90 days.
     pub signing_key_rotation_period: Duration,
+    /// `requestReadTimeout`: how long a client may take to send a request's head (the request
+    /// line and headers), and then again its body; slower clients get 408 or are disconnected.
+    /// An idle keep-alive connection is closed after this time too. Default 30 s. Read at start
+    /// only.
+    pub request_read_timeout: Duration,
     /// `ui`: branding and template overrides of the login and account pages.
     pub ui: UiOptions,
     /// `tracing`: OpenTelemetry trace export (used by a binary built with `otel`).

@@ -22,6 +22,7 @@ const PORTCULLIS_KEYS: &[&str] = &[
     "adminGroups",
     "ipMaxFailures",
     "signingKeyRotationPeriod",
+    "requestReadTimeout",
     "ui",
     "tracing",
 ];
@@ -33,6 +34,8 @@ const DEFAULT_DATA_DIR: &str = "./portcullis-data";
 const DEFAULT_ADMIN_GROUP: &str = "platform-admins";
 /// Default `signingKeyRotationPeriod`: 90 days.
 const DEFAULT_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+/// Default `requestReadTimeout`: 30 seconds (hyper's own default for the request head).
+pub const DEFAULT_REQUEST_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A setting's value and where it came from, for messages.
 pub(crate) struct Setting {
@@ -65,6 +68,34 @@ pub(crate) fn setting(
     let from_file = f
         .get(key)
         .and_then(|v| v.string(report).map(|s| (s, v.line)));
+    pick(over, flag, f, key, from_file)
+}
+
+/// [`setting`] for a secret: a `${file:...}` or `${env:...}` reference in the file is resolved
+/// (only when no override wins, so an unused reference is not read).
+fn secret_setting(
+    report: &mut Report,
+    over: Option<&str>,
+    flag: &str,
+    f: &Fields,
+    key: &str,
+) -> Option<Setting> {
+    let from_file = match over {
+        Some(_) => None,
+        None => f
+            .get(key)
+            .and_then(|v| v.secret(report).map(|s| (s, v.line))),
+    };
+    pick(over, flag, f, key, from_file)
+}
+
+fn pick(
+    over: Option<&str>,
+    flag: &str,
+    f: &Fields,
+    key: &str,
+    from_file: Option<(String, Option<usize>)>,
+) -> Option<Setting> {
     if let Some(value) = over {
         let env = flag
             .trim_start_matches('-')
@@ -128,7 +159,7 @@ pub(crate) fn read(
         (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
         (None, _) => PathBuf::from(DEFAULT_DATA_DIR),
     };
-    let database = match setting(
+    let database = match secret_setting(
         report,
         over.database.as_deref(),
         "--database",
@@ -155,7 +186,7 @@ pub(crate) fn read(
             data_dir.join("portcullis.db").display()
         )),
     };
-    let redis_url = match setting(report, over.redis.as_deref(), "--redis", &f, "redis") {
+    let redis_url = match secret_setting(report, over.redis.as_deref(), "--redis", &f, "redis") {
         Some(s) if s.value.is_empty() => None,
         Some(s) if s.value.starts_with("redis://") || s.value.starts_with("rediss://") => {
             Some(Secret::new(s.value))
@@ -218,6 +249,21 @@ pub(crate) fn read(
         .get("signingKeyRotationPeriod")
         .and_then(|v| v.duration(report))
         .unwrap_or(DEFAULT_KEY_ROTATION);
+    let request_read_timeout = match f.get("requestReadTimeout") {
+        None => DEFAULT_REQUEST_READ_TIMEOUT,
+        Some(v) => match v.duration(report) {
+            Some(d) if d < std::time::Duration::from_millis(100) => {
+                report.error(
+                    v.line,
+                    &v.path,
+                    "must be at least 100ms (a client needs time to send its request)",
+                );
+                DEFAULT_REQUEST_READ_TIMEOUT
+            }
+            Some(d) => d,
+            None => DEFAULT_REQUEST_READ_TIMEOUT,
+        },
+    };
     let ui = crate::ui::read(report, f.get("ui"), &f);
     let tracing = crate::telemetry::read(report, f.get("tracing"), &f, over);
     PortcullisOptions {
@@ -231,6 +277,7 @@ pub(crate) fn read(
         admin_groups,
         ip_max_failures,
         signing_key_rotation_period,
+        request_read_timeout,
         ui,
         tracing,
     }

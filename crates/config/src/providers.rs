@@ -292,7 +292,20 @@ fn to_json(report: &mut Report, node: &Node, path: &str) -> Value {
             for (key, value) in entries {
                 match key.scalar_text(report.text) {
                     Some(k) => {
-                        let child = to_json(report, value, &format!("{path}.{k}"));
+                        let child_path = format!("{path}.{k}");
+                        let child = match &value.kind {
+                            // A secret may come from a file or the environment.
+                            Kind::Str(s) if crate::model::is_secret_key(&k) => {
+                                crate::secret_ref::resolve(
+                                    report,
+                                    value.line().or(key.line()),
+                                    &child_path,
+                                    s.clone(),
+                                )
+                                .map_or(Value::Null, Value::String)
+                            }
+                            _ => to_json(report, value, &child_path),
+                        };
                         map.insert(k, child);
                     }
                     None => report.error(

@@ -31,7 +31,7 @@ pub(crate) fn read(
     };
     let password = Secret::new(
         f.get("password")
-            .and_then(|v| v.string(report))
+            .and_then(|v| v.secret(report))
             .unwrap_or_default(),
     );
     let db = match f.get("db") {

@@ -237,6 +237,9 @@ impl Engine {
         // The password was right: the slots are given back.
         self.store.lockout_release(&user_key).await?;
         self.store.lockout_release(&ip_key).await?;
+        if let Some(old) = hash.filter(|h| crate::password::is_bcrypt(h)) {
+            self.upgrade_bcrypt(&record_name, old, req.password).await;
+        }
         let user = user.ok_or(AuthError::InvalidCredentials)?;
         if user.state == UserState::Disabled {
             self.record(
@@ -251,6 +254,30 @@ impl Engine {
             return Err(AuthError::AccountDisabled);
         }
         Ok(PasswordOutcome::Local(user))
+    }
+
+    /// Replaces an imported bcrypt hash by an argon2id hash of the password just proved, so
+    /// every later attempt on the account costs what an unknown name's does (a wrong password
+    /// against bcrypt took longer, telling that the account exists). A failure is logged and
+    /// changes nothing; a password changed meanwhile is left alone.
+    async fn upgrade_bcrypt(&self, name: &str, old: &str, password: &str) {
+        let result = match crate::password::hash_password(password).await {
+            Ok(new) => self
+                .store
+                .upgrade_password_hash(name, old, &new)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(true) => {
+                tracing::info!(user = %name, "password hash upgraded from bcrypt to argon2id")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(user = %name, error = %e, "could not upgrade the bcrypt password hash")
+            }
+        }
     }
 
     /// The refresh grant: a refresh token is good once. Presenting one that was already used

@@ -75,17 +75,21 @@ pub async fn hash_password(password: &str) -> Result<String, CoreError> {
     .map_err(|e| CoreError::Internal(format!("password hashing task failed: {e}")))?
 }
 
+/// Whether `hash` is a bcrypt hash (KubeSphere's; imported users keep theirs until their first
+/// successful login, which replaces it with argon2id).
+pub fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$", "$2x$"]
+        .iter()
+        .any(|p| hash.starts_with(p))
+}
+
 /// Verifies a password against a stored hash (argon2 PHC string or bcrypt). A malformed hash
 /// verifies as false (and is logged), never as an error the caller could turn into an oracle.
 pub fn verify_password_blocking(password: &str, hash: &str) -> bool {
     if password.len() > MAX_PASSWORD_BYTES {
         return false;
     }
-    if hash.starts_with("$2a$")
-        || hash.starts_with("$2b$")
-        || hash.starts_with("$2y$")
-        || hash.starts_with("$2x$")
-    {
+    if is_bcrypt(hash) {
         return match bcrypt::verify(password, hash) {
             Ok(ok) => ok,
             Err(e) => {

@@ -21,6 +21,7 @@
 //! ```
 
 mod cli;
+mod http_server;
 mod import;
 mod providers;
 mod reload;

@@ -1,6 +1,7 @@
-//! Live configuration reload: on a change of the config file (watched through its directory, so
-//! the `..data` symlink swap of a mounted Kubernetes ConfigMap and an editor's rename-over are
-//! seen) and on SIGHUP, the file is validated exactly as `check-config` does (the whole file,
+//! Live configuration reload: on a change of the config file or of a secret file it references
+//! with `${file:...}` (each watched through its directory, so the `..data` symlink swap of a
+//! mounted Kubernetes ConfigMap or Secret and an editor's rename-over are seen; the secret files
+//! watched are those referenced when the server started) and on SIGHUP, the file is validated exactly as `check-config` does (the whole file,
 //! then every identity provider built from it). A bad file changes nothing: the error is logged
 //! with its location and `portcullis_config_reload_total{result="error"}` counts it, and
 //! `portcullis_config_last_reload_success` drops to 0. A good one is swapped in atomically:
@@ -9,7 +10,8 @@
 //! store, so none is lost.
 //!
 //! Some settings are fixed at start (listen address, database, Redis, log format, data
-//! directory): a change to them is reported with a warning and the running value stays.
+//! directory, request read timeout): a change to them is reported with a warning and the
+//! running value stays.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,8 +39,9 @@ pub(crate) struct Reloader {
     state: AppState,
     /// The port actually bound, for a `publicURL` that names port 0 (tests).
     bound_port: u16,
-    /// The text last read from the file, so events that do not change it are ignored.
-    last_text: tokio::sync::Mutex<Option<Vec<u8>>>,
+    /// What was last read from the file and its secret files, so events that change neither
+    /// are ignored.
+    last_seen: tokio::sync::Mutex<Snapshot>,
 }
 
 impl Reloader {
@@ -49,11 +52,7 @@ impl Reloader {
         state: AppState,
         bound_port: u16,
     ) -> Self {
-        let text = args
-            .common
-            .config
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok());
+        let seen = snapshot(args.common.config.as_deref(), &state.config().secret_files);
         metrics::gauge!("portcullis_config_last_reload_success").set(1.0);
         metrics::counter!("portcullis_config_reload_total", "result" => "success").absolute(0);
         metrics::counter!("portcullis_config_reload_total", "result" => "error").absolute(0);
@@ -63,22 +62,26 @@ impl Reloader {
             engine,
             state,
             bound_port,
-            last_text: tokio::sync::Mutex::new(text),
+            last_seen: tokio::sync::Mutex::new(seen),
         }
     }
 
-    /// Reloads when the file's content differs from what was last read (file events).
+    /// Reloads when the file's or a secret file's content differs from what was last read
+    /// (file events).
     async fn reload_if_changed(&self) {
         let Some(path) = self.args.common.config.clone() else {
             return;
         };
-        let text = tokio::fs::read(&path).await.ok();
+        let secret_files = self.state.config().secret_files.clone();
+        let seen = tokio::task::spawn_blocking(move || snapshot(Some(&path), &secret_files))
+            .await
+            .unwrap_or_default();
         {
-            let mut last = self.last_text.lock().await;
-            if text.is_some() && *last == text {
+            let mut last = self.last_seen.lock().await;
+            if seen.first().is_some_and(Option::is_some) && *last == seen {
                 return;
             }
-            *last = text;
+            *last = seen;
         }
         self.reload("file changed").await;
     }
@@ -138,6 +141,18 @@ impl Reloader {
     }
 }
 
+/// The contents of the configuration file and of the secret files (`None` for one that cannot be
+/// read), in that order.
+type Snapshot = Vec<Option<Vec<u8>>>;
+
+fn snapshot(config: Option<&Path>, secret_files: &[PathBuf]) -> Snapshot {
+    config
+        .into_iter()
+        .chain(secret_files.iter().map(PathBuf::as_path))
+        .map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
 /// The same validation as `check-config`: the file, then every provider built from it.
 fn load(args: &ServeArgs, wiring: &Wiring) -> Result<(Config, portcullis_core::ProviderSet)> {
     let registry = wiring.registry(&args.common)?;
@@ -182,6 +197,10 @@ fn keep_restart_only_settings(running: &Config, new: &mut Config) {
         changed.push("portcullis.dataDir");
     }
     n.data_dir = r.data_dir.clone();
+    if r.request_read_timeout != n.request_read_timeout {
+        changed.push("portcullis.requestReadTimeout");
+    }
+    n.request_read_timeout = r.request_read_timeout;
     let redis_key = |c: &Config| {
         c.redis
             .as_ref()
@@ -219,7 +238,8 @@ pub(crate) fn spawn(reloader: Arc<Reloader>) -> Result<ReloadTasks> {
     let mut watcher = None;
     if let Some(path) = reloader.args.common.config.clone() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        watcher = Some(watch(&path, tx)?);
+        let secret_files = reloader.state.config().secret_files.clone();
+        watcher = Some(watch(&path, &secret_files, tx)?);
         let r = Arc::clone(&reloader);
         tasks.push(tokio::spawn(async move {
             while rx.recv().await.is_some() {
@@ -252,18 +272,32 @@ pub(crate) fn spawn(reloader: Arc<Reloader>) -> Result<ReloadTasks> {
     })
 }
 
-/// Watches the file's directory; sends on `tx` for events that may have changed the file: its
-/// own name, or a `..`-prefixed name (the ConfigMap's `..data` symlink and its timestamped
-/// directories). Access events are ignored: reading the file after an event makes more of them.
+/// Watches the directories of the file and of its secret files; sends on `tx` for events that
+/// may have changed one of them: the name of a watched file, or a `..`-prefixed name (the
+/// ConfigMap's or Secret's `..data` symlink and its timestamped directories). Access events are
+/// ignored: reading the file after an event makes more of them.
 fn watch(
     path: &Path,
+    secret_files: &[PathBuf],
     tx: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> Result<notify::RecommendedWatcher> {
-    let file_name = path.file_name().map(|n| n.to_os_string());
-    let dir: PathBuf = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let files: Vec<&Path> = std::iter::once(path)
+        .chain(secret_files.iter().map(PathBuf::as_path))
+        .collect();
+    let names: Vec<std::ffi::OsString> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+        .collect();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for file in &files {
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
         if matches!(event.kind, EventKind::Access(_)) {
@@ -271,7 +305,7 @@ fn watch(
         }
         let relevant = event.paths.iter().any(|p| {
             p.file_name().is_some_and(|n| {
-                Some(n) == file_name.as_deref() || n.to_string_lossy().starts_with("..")
+                names.iter().any(|name| name == n) || n.to_string_lossy().starts_with("..")
             })
         });
         if relevant {
@@ -279,9 +313,11 @@ fn watch(
         }
     })
     .context("starting the configuration file watcher")?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", dir.display()))?;
-    tracing::info!(dir = %dir.display(), "watching the configuration file for changes");
+    for dir in &dirs {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .with_context(|| format!("watching {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "watching the configuration for changes");
+    }
     Ok(watcher)
 }

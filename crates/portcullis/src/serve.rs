@@ -1,6 +1,5 @@
 //! `portcullis serve`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -56,6 +55,7 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
         .revocation_bus()
         .map(|bus| bus.spawn_listener(engine.clone()));
     let public_url = config.portcullis.public_url.clone();
+    let read_timeout = config.portcullis.request_read_timeout;
     let state = AppState::new(engine.clone(), config, metrics);
     let directory = engine.clone();
     state.set_provider_directory(Arc::new(move |name: &str| {
@@ -71,13 +71,9 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
     let reload_tasks = crate::reload::spawn(reloader)?;
     let app = portcullis_http::router(state);
     tracing::info!(listen = %local, public_url = %public_url, backend = engine.store().backend(), "portcullis is serving");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")?;
+    crate::http_server::serve(listener, app, read_timeout, shutdown_signal())
+        .await
+        .context("serving")?;
     engine.flush_activity().await;
     drop(reload_tasks);
     drop(jobs);

@@ -63,6 +63,11 @@ pub trait UserStore: Send + Sync {
     /// Sets a new password hash and its change time, and clears `uninitialized`.
     /// [`StoreError::NotFound`] when the user does not exist.
     async fn set_password(&self, name: &str, hash: &str, at: UnixMillis) -> StoreResult<()>;
+    /// Replaces the password hash by `new` only while it is still `old`, leaving the change time
+    /// and `uninitialized` alone: the upgrade of an imported bcrypt hash to argon2id after a
+    /// successful login. Returns whether it was replaced (false when the password changed
+    /// meanwhile or the user is gone).
+    async fn upgrade_password_hash(&self, name: &str, old: &str, new: &str) -> StoreResult<bool>;
     /// Records a successful login time. [`StoreError::NotFound`] when the user does not exist.
     async fn set_last_login(&self, name: &str, at: UnixMillis) -> StoreResult<()>;
     /// Deletes a user with its identity links and login records; returns false when absent.

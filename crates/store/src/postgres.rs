@@ -322,6 +322,18 @@ impl UserStore for PostgresStore {
         Ok(())
     }
 
+    async fn upgrade_password_hash(&self, name: &str, old: &str, new: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $3 WHERE name = $1 AND password_hash = $2",
+        )
+        .bind(name)
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn set_last_login(&self, name: &str, at: UnixMillis) -> StoreResult<()> {
         let done = sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
             .bind(name)

@@ -5,4 +5,5 @@ mod errors;
 mod load;
 mod overrides;
 mod robustness;
+mod secret_refs;
 mod warnings;

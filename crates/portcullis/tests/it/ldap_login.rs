@@ -6,7 +6,7 @@ use portcullis_test_upstreams::peers::ldap::{ADMIN_DN, ADMIN_PASSWORD as LDAP_AD
 
 use crate::common::*;
 
-fn ldap_config(host: &str) -> String {
+pub fn ldap_config(host: &str) -> String {
     format!(
         r#"{}    identityProviders:
     - name: corp-ldap

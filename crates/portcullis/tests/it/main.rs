@@ -1,5 +1,6 @@
 //! Integration tests of the real `portcullis` binary over HTTP, on SQLite and on PostgreSQL.
 
+mod abuse;
 mod account_pages;
 mod cli;
 mod common;

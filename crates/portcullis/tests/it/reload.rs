@@ -15,9 +15,14 @@ const TWO_HOURS_NS: f64 = 7_200_000_000_000.0;
 /// What the kubelet does on a ConfigMap update: a new timestamped directory, a temporary
 /// `..data_tmp` symlink to it, renamed over `..data`.
 fn configmap_update(dir: &Path, version: &str, text: &str) {
+    kubelet_update(dir, version, "kubesphere.yaml", text);
+}
+
+/// The kubelet's update of a mounted ConfigMap or Secret holding the file `name`.
+pub fn kubelet_update(dir: &Path, version: &str, name: &str, text: &str) {
     let data = dir.join(format!("..{version}"));
     std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("kubesphere.yaml"), text).unwrap();
+    std::fs::write(data.join(name), text).unwrap();
     let tmp = dir.join("..data_tmp");
     symlink(format!("..{version}"), &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("..data")).unwrap();

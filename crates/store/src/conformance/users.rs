@@ -222,7 +222,8 @@ pub async fn user_update(store: Arc<dyn Store>) {
     assert!(message.contains("nobody"), "{message}");
 }
 
-/// `set_password` sets the hash and time and clears `uninitialized`; `set_last_login` sets the time.
+/// `set_password` sets the hash and time and clears `uninitialized`; `set_last_login` sets the
+/// time; `upgrade_password_hash` replaces only the hash it was given.
 pub async fn user_password_and_last_login(store: Arc<dyn Store>) {
     let new = User {
         uninitialized: true,
@@ -259,6 +260,31 @@ pub async fn user_password_and_last_login(store: Arc<dyn Store>) {
 
     not_found(store.set_password("nobody", "x", 1).await);
     not_found(store.set_last_login("nobody", 1).await);
+
+    // An upgrade replaces only the hash it was computed from, and nothing else.
+    let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    let upgraded = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI";
+    assert!(
+        !store
+            .upgrade_password_hash("alice", "$2a$10$stale", upgraded)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .upgrade_password_hash("alice", argon, upgraded)
+            .await
+            .unwrap()
+    );
+    let after = store.get_user("alice").await.unwrap().unwrap();
+    assert_eq!(after.password_hash.as_deref(), Some(upgraded));
+    assert_eq!(after.password_changed_at, Some(7_000));
+    assert!(
+        !store
+            .upgrade_password_hash("nobody", argon, upgraded)
+            .await
+            .unwrap()
+    );
 }
 
 /// Deleting a user takes its links and login records with it, leaves other users' data and all
