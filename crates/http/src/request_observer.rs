@@ -26,6 +26,17 @@ use tracing::Span;
 use crate::AppState;
 use crate::http_metrics::is_hot_path;
 
+/// A hook the binary may install to see each request span with the request's headers (the
+/// `otel` build links the span to an incoming W3C `traceparent`). Set once, at start.
+pub type RequestSpanHook = fn(&axum::http::HeaderMap, &tracing::Span);
+
+static REQUEST_SPAN_HOOK: std::sync::OnceLock<RequestSpanHook> = std::sync::OnceLock::new();
+
+/// Installs the [`RequestSpanHook`]; a second call is ignored.
+pub fn set_request_span_hook(hook: RequestSpanHook) {
+    let _ = REQUEST_SPAN_HOOK.set(hook);
+}
+
 /// The request id header, read from the client and echoed on every response.
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -138,9 +149,24 @@ where
             // of times a second: no span for them (a span costs a formatted allocation).
             Span::none()
         } else {
-            // The path only, never the query: query strings can carry codes and tokens.
+            // Method, route (the matched pattern, such as `/login/{provider}`), path, request
+            // id, and the status once answered. The path only, never the query: query strings
+            // can carry codes and tokens.
             let request_id = id.to_str().unwrap_or_default();
-            tracing::info_span!("request", method = %method, path = %req.uri().path(), request_id = %request_id)
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let span = tracing::info_span!(
+                "request",
+                method = %method,
+                route,
+                path = %req.uri().path(),
+                request_id = %request_id,
+                status = tracing::field::Empty,
+                otel.kind = "server"
+            );
+            if let Some(hook) = REQUEST_SPAN_HOOK.get() {
+                hook(req.headers(), &span);
+            }
+            span
         };
         let inner = {
             let _entered = span.enter();
@@ -200,6 +226,9 @@ where
         response.headers_mut().insert(REQUEST_ID.clone(), p.id);
         let route = p.route.as_ref().map_or("unmatched", |r| r.as_str());
         p.state.http_metrics().record(route, &p.method, status, took);
+        if !p.span.is_none() {
+            p.span.record("status", status.as_u16());
+        }
         if status.is_server_error() {
             let _entered = p.span.enter();
             tracing::error!(status = status.as_u16(), latency_ms = took.as_millis() as u64, "request failed");
