@@ -17,7 +17,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod pages;
 pub mod request;
-mod tokenreview;
+pub mod tokenreview;
 pub mod ui;
 
 use std::sync::Arc;
