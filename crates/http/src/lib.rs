@@ -18,9 +18,9 @@ pub mod oidc;
 pub mod pages;
 pub mod request;
 mod request_observer;
+pub mod tokenreview;
 
 pub use request_observer::{RequestSpanHook, set_request_span_hook};
-mod tokenreview;
 pub mod ui;
 
 use std::sync::Arc;

@@ -77,19 +77,29 @@ struct ReviewUser<'a> {
     extra: &'a BTreeMap<String, Vec<String>>,
 }
 
-/// `POST /oauth/authenticate`.
-pub async fn token_review(
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let review: ReviewRequest<'_> = serde_json::from_slice(&body)
+/// A TokenReview request body, checked: its `apiVersion` (`authentication.k8s.io/v1` when absent) and the bearer
+/// token of `spec.token`, both borrowed from the body where possible.
+#[derive(Debug)]
+pub struct ParsedReview<'a> {
+    /// `authentication.k8s.io/v1` or `authentication.k8s.io/v1beta1`; the answer uses the same.
+    pub api_version: Cow<'a, str>,
+    /// `spec.token`, never empty.
+    pub token: Cow<'a, str>,
+}
+
+/// Parses and checks a TokenReview body: JSON, a supported `apiVersion`, `kind` absent or `TokenReview`, and a
+/// non-empty `spec.token`. Every other field is ignored.
+///
+/// # Errors
+/// A 400 `BadRequest` saying what is wrong.
+pub fn parse_review(body: &[u8]) -> Result<ParsedReview<'_>, ApiError> {
+    let review: ReviewRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| bad(format!("request body is not a valid TokenReview: {e}")))?;
     let api_version = review
         .api_version
-        .as_deref()
-        .unwrap_or("authentication.k8s.io/v1");
+        .unwrap_or(Cow::Borrowed("authentication.k8s.io/v1"));
     if !matches!(
-        api_version,
+        &*api_version,
         "authentication.k8s.io/v1" | "authentication.k8s.io/v1beta1"
     ) {
         return Err(bad(format!(
@@ -105,13 +115,21 @@ pub async fn token_review(
     }
     let token = review
         .spec
-        .as_ref()
-        .and_then(|s| s.token.as_deref())
+        .and_then(|s| s.token)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("spec.token must be a non-empty string"))?;
+    Ok(ParsedReview { api_version, token })
+}
+
+/// `POST /oauth/authenticate`.
+pub async fn token_review(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ParsedReview { api_version, token } = parse_review(&body)?;
     let verified = state
         .engine()
-        .verify_shared(token, TokenType::AccessToken)
+        .verify_shared(&token, TokenType::AccessToken)
         .await;
     let metrics = state.token_review_metrics();
     let status = match &verified {
@@ -138,7 +156,7 @@ pub async fn token_review(
         }
     };
     let answer = ReviewResponse {
-        api_version,
+        api_version: &api_version,
         kind: "TokenReview",
         metadata: Metadata {
             creation_timestamp: None,

@@ -113,6 +113,39 @@ impl AliyunIdaasProvider {
     }
 }
 
+/// The identity in an IDaaS userinfo answer: the envelope must say `"success": true` and carry a `data` object with
+/// a `sub` (the user id); `username`, `email` and `nickname` are taken when present. A failure envelope is an
+/// upstream error carrying IDaaS' message and code.
+pub fn userinfo_identity(envelope: &Value) -> Result<Identity, ProviderError> {
+    let what = "Aliyun IDaaS userinfo";
+    if envelope.get("success") != Some(&Value::Bool(true)) {
+        let message = envelope
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("no message");
+        let code = string_field(envelope, "code").unwrap_or_else(|| "none".into());
+        return Err(ProviderError::upstream(format!(
+            "{what} reported failure: {} (code {})",
+            excerpt(message, 200),
+            excerpt(&code, 64)
+        )));
+    }
+    let Some(data) = envelope.get("data").filter(|d| d.is_object()) else {
+        return Err(ProviderError::upstream(format!(
+            "{what} answered success without `data`"
+        )));
+    };
+    let Some(sub) = string_field(data, "sub") else {
+        return Err(ProviderError::upstream(format!(
+            "{what} answered a user without `data.sub`"
+        )));
+    };
+    Ok(Identity::new(sub)?
+        .with_username(string_field(data, "username").unwrap_or_default())
+        .with_email(string_field(data, "email").unwrap_or_default())
+        .with_display_name(string_field(data, "nickname").unwrap_or_default()))
+}
+
 #[async_trait]
 impl OAuthProvider for AliyunIdaasProvider {
     fn authorization_url(&self, req: &AuthorizationRequest) -> Result<Url, ProviderError> {
@@ -154,33 +187,7 @@ impl OAuthProvider for AliyunIdaasProvider {
                 answer.status.as_u16()
             )));
         }
-        let envelope = parsed?;
-        if envelope.get("success") != Some(&Value::Bool(true)) {
-            let message = envelope
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            let code = string_field(&envelope, "code").unwrap_or_else(|| "none".into());
-            return Err(ProviderError::upstream(format!(
-                "{what} reported failure: {} (code {})",
-                excerpt(message, 200),
-                excerpt(&code, 64)
-            )));
-        }
-        let Some(data) = envelope.get("data").filter(|d| d.is_object()) else {
-            return Err(ProviderError::upstream(format!(
-                "{what} answered success without `data`"
-            )));
-        };
-        let Some(sub) = string_field(data, "sub") else {
-            return Err(ProviderError::upstream(format!(
-                "{what} answered a user without `data.sub`"
-            )));
-        };
-        Ok(Identity::new(sub)?
-            .with_username(string_field(data, "username").unwrap_or_default())
-            .with_email(string_field(data, "email").unwrap_or_default())
-            .with_display_name(string_field(data, "nickname").unwrap_or_default()))
+        userinfo_identity(&parsed?)
     }
 
     fn public_options(&self) -> Map<String, Value> {

@@ -204,6 +204,39 @@ impl GitHubIdentityProvider {
 
 /// `/user/<leaf>` beside the configured `userInfoURL`: `https://api.github.com/user` → `.../user/emails`,
 /// `https://ghe.example/api/v3/user` → `.../api/v3/user/emails`.
+/// The identity in a GitHub `/user` answer: the numeric `id` (a number, or a string of digits) is the user id, `login`
+/// the user name and legacy id (KubeSphere linked by it), `name` and the public `email` when set. Anything that is not
+/// an object with such an `id` is an upstream error. The organisations, teams and private e-mail addresses need more
+/// requests and are added by the caller.
+pub fn user_identity(user: &Value) -> Result<Identity, ProviderError> {
+    let what = "GitHub /user";
+    if !user.is_object() {
+        return Err(ProviderError::upstream(format!(
+            "{what} answered JSON that is not an object"
+        )));
+    }
+    let id = match user.get("id") {
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.clone()
+        }
+        _ => {
+            return Err(ProviderError::upstream(format!(
+                "{what} answered a user without a numeric `id`"
+            )));
+        }
+    };
+    let login = string_field(user, "login").unwrap_or_default();
+    let mut identity = Identity::new(id)?
+        .with_username(login.clone())
+        .with_legacy_user_id(login)
+        .with_display_name(string_field(user, "name").unwrap_or_default());
+    if let Some(email) = string_field(user, "email") {
+        identity = identity.with_email(email);
+    }
+    Ok(identity)
+}
+
 fn url_beside(user_info: &Url, leaf: &str) -> Url {
     let mut url = user_info.clone();
     let path = format!("{}/{leaf}", url.path().trim_end_matches('/'));
@@ -247,35 +280,11 @@ impl OAuthProvider for GitHubIdentityProvider {
                 answer.status.as_u16()
             )));
         }
-        let user = answer.json(what)?;
-        if !user.is_object() {
-            return Err(ProviderError::upstream(format!(
-                "{what} answered JSON that is not an object"
-            )));
-        }
-        let id = match user.get("id") {
-            Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-            Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-                s.clone()
-            }
-            _ => {
-                return Err(ProviderError::upstream(format!(
-                    "{what} answered a user without a numeric `id`"
-                )));
-            }
-        };
-        let login = string_field(&user, "login").unwrap_or_default();
-        let mut identity = Identity::new(id)?
-            .with_username(login.clone())
-            .with_legacy_user_id(login)
-            .with_display_name(string_field(&user, "name").unwrap_or_default());
-        match string_field(&user, "email") {
-            Some(email) => identity = identity.with_email(email),
-            None => {
-                if let Some(email) = self.primary_verified_email(token).await {
-                    identity = identity.with_email(email).with_email_verified(true);
-                }
-            }
+        let mut identity = user_identity(&answer.json(what)?)?;
+        if identity.email.is_none()
+            && let Some(email) = self.primary_verified_email(token).await
+        {
+            identity = identity.with_email(email).with_email_verified(true);
         }
         for group in self.groups.fetch(self, token).await? {
             identity = identity.with_group(group);

@@ -115,7 +115,7 @@ pub(crate) fn require_client(
 }
 
 /// Parses a query string or form body into a map, refusing a parameter sent twice.
-pub(crate) fn parse_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(bytes) {
         if map.insert(k.clone().into_owned(), v.into_owned()).is_some() {

@@ -24,7 +24,7 @@ use reqwest::Client;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use self::xml::Validation;
+pub use self::xml::{Validation, parse as parse_service_response};
 use crate::http::{self, excerpt};
 
 /// Creates [`CasIdentityProvider`]s for `type: CASIdentityProvider`.

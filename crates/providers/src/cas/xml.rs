@@ -15,18 +15,25 @@ const CAS_NS: &str = "http://www.yale.edu/tp/cas";
 
 /// What a validation answer says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Validation {
+pub enum Validation {
     /// `<cas:authenticationSuccess>`: the user and the released attributes (name → values).
     Success {
+        /// `<cas:user>`, never empty.
         user: String,
+        /// The values under `<cas:attributes>`, by local element name.
         attributes: BTreeMap<String, Vec<String>>,
     },
     /// `<cas:authenticationFailure code="..">message</cas:authenticationFailure>`.
-    Failure { code: String, message: String },
+    Failure {
+        /// The `code` attribute (`INVALID_TICKET`, ...), trimmed.
+        code: String,
+        /// The element's text, trimmed.
+        message: String,
+    },
 }
 
 /// Parses a validation answer; `Err` describes why it is not one.
-pub(crate) fn parse(body: &str) -> Result<Validation, String> {
+pub fn parse(body: &str) -> Result<Validation, String> {
     let mut reader = NsReader::from_str(body);
     // The open elements, as (is a CAS-namespace or unqualified element, local name).
     let mut path: Vec<(bool, String)> = Vec::new();
@@ -96,7 +103,13 @@ pub(crate) fn parse(body: &str) -> Result<Validation, String> {
                     return Err("unbalanced XML".into());
                 };
                 let value = text.trim().to_owned();
-                let parents: Vec<&str> = path.iter().map(|(_, n)| n.as_str()).collect();
+                // Only elements at depth 2 and 3 carry data. Deeper ones are not looked at, so a
+                // deeply nested answer costs linear time, not depth x elements.
+                let parents: Vec<&str> = if path.len() <= 3 {
+                    path.iter().map(|(_, n)| n.as_str()).collect()
+                } else {
+                    Vec::new()
+                };
                 match parents.as_slice() {
                     ["serviceResponse", "authenticationSuccess"] if is_cas && name == "user" => {
                         user = Some(value);
@@ -192,5 +205,19 @@ mod tests {
         ] {
             assert!(parse(body).is_err(), "{body:?} must be refused");
         }
+    }
+
+    /// Regression (found by review while writing the `cas_xml` fuzz target): every closing tag
+    /// collected the names of all open elements, so an answer nested 100 000 deep (well under
+    /// the 1 MiB body limit) took on the order of 10^10 steps.
+    #[test]
+    fn deeply_nested_answers_are_refused_without_quadratic_work() {
+        let depth = 100_000;
+        let body = format!(
+            "<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\"><cas:authenticationSuccess>{}{}</cas:authenticationSuccess></cas:serviceResponse>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        );
+        assert!(parse(&body).is_err());
     }
 }

@@ -190,8 +190,11 @@ impl GenericOAuth2Provider {
         })
     }
 
-    /// Maps a userinfo document to an identity.
-    fn identity(&self, doc: &Value) -> Result<Identity, ProviderError> {
+    /// Maps a userinfo document to an identity with the configured `claims` expressions.
+    ///
+    /// # Errors
+    /// The document yields no user id.
+    pub fn identity(&self, doc: &Value) -> Result<Identity, ProviderError> {
         let c = &self.claims;
         let Some(user_id) = c.user_id.text(doc) else {
             return Err(ProviderError::upstream(format!(

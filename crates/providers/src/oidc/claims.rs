@@ -8,9 +8,10 @@ use crate::http::excerpt;
 
 /// What an ID token's claims must satisfy once its signature is verified.
 #[derive(Debug, Clone)]
-pub(crate) struct IdTokenCheck<'a> {
+pub struct IdTokenCheck<'a> {
     /// The expected `iss`; `None` when the provider has no `issuer` (then any `iss` is accepted).
     pub issuer: Option<&'a str>,
+    /// The provider's `clientID`: must be an audience (and the `azp` when there is one).
     pub client_id: &'a str,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway: u64,
@@ -116,10 +117,14 @@ impl IdTokenCheck<'_> {
 
 /// Which claims hold what.
 #[derive(Debug, Clone)]
-pub(crate) struct Mapping {
+pub struct Mapping {
+    /// The e-mail claim (`emailKey`): a top-level name or a JSON pointer.
     pub email_key: String,
+    /// The user-name claim (`preferredUsernameKey`): a top-level name or a JSON pointer.
     pub preferred_username_key: String,
+    /// The groups claim (`groupsClaim`): a top-level name or a JSON pointer.
     pub groups_claim: String,
+    /// Refuse an e-mail the provider has not verified (`requireEmailVerified`).
     pub require_email_verified: bool,
 }
 

@@ -30,7 +30,7 @@ use reqwest::Client;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use self::claims::{IdTokenCheck, Mapping};
+pub use self::claims::{IdTokenCheck, Mapping};
 use self::discovery::{Configured, Discovery, Endpoints};
 use self::options::AuthStyle;
 use crate::http::{self, excerpt};
