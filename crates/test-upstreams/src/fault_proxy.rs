@@ -274,8 +274,10 @@ async fn forward(http: &reqwest::Client, target: &str, request: Request) -> Resp
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
         .unwrap_or(reqwest::Method::GET);
     let mut out = http.request(method, &url);
+    // `Host` is kept: node `oidc-provider` builds its endpoint URLs from it, and they must
+    // name the proxy.
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) {
+        if !hop_by_hop(name) || name == header::HOST {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
