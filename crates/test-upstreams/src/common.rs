@@ -233,16 +233,24 @@ pub(crate) struct Server {
 impl Server {
     /// Binds and spawns; panics only if the loopback interface cannot be bound (a broken test machine).
     pub async fn start(router: Router) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), router).await
+    }
+
+    /// Binds `addr` and spawns; panics if it cannot be bound.
+    pub async fn start_on(addr: SocketAddr, router: Router) -> Server {
+        Self::try_start_on(addr, router)
             .await
-            .expect("bind a loopback port for a fake upstream");
-        let addr = listener
-            .local_addr()
-            .expect("local address of the fake upstream");
+            .expect("bind a loopback port for a fake upstream")
+    }
+
+    /// Binds `addr` (a port given back by an earlier server, to listen again) and spawns.
+    pub async fn try_start_on(addr: SocketAddr, router: Router) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Server { addr, task }
+        Ok(Server { addr, task })
     }
 
     pub fn base_url(&self) -> String {

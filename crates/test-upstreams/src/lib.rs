@@ -6,6 +6,8 @@
 //!   a [`Mode`] that fails the way real upstreams fail) and stopped when dropped. They follow the upstreams'
 //!   documented behaviour, quirks included (GitHub's errors with HTTP 200, its `User-Agent` requirement, private
 //!   e-mail addresses), because a fake that is kinder than the real service hides bugs.
+//! * [`FaultProxy`]: a reverse proxy in front of any of them (or of a real peer) that makes chosen paths fail:
+//!   refused, held past the client's timeout, HTML, garbage, truncated JSON, a wrong content type, a huge body.
 //! * Real third-party servers ([`peers`]): node `oidc-provider`, Debian's `slapd` and `django-cas-server`, started
 //!   by the tests themselves on free loopback ports and stopped by pid (`peers/ci-install.sh` installs them).
 //!
@@ -14,12 +16,14 @@
 //! are polled for readiness with a deadline.
 
 mod common;
+mod fault_proxy;
 mod github;
 mod idaas;
 mod oauth2;
 pub mod peers;
 
 pub use common::{Mode, RecordedRequest, pkce_challenge_s256};
+pub use fault_proxy::{Fault, FaultProxy};
 pub use github::FakeGitHub;
 pub use idaas::FakeIdaas;
 pub use oauth2::{FakeOAuth2, FakeUser, Flavor};

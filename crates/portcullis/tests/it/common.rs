@@ -40,6 +40,16 @@ pub struct TestBackend {
     _pg: Option<PgDatabase>,
 }
 
+impl TestBackend {
+    /// A PostgreSQL server the test manages itself (not a fresh shared database).
+    pub fn postgres_at(url: String) -> TestBackend {
+        TestBackend {
+            backend: Backend::Postgres(url),
+            _pg: None,
+        }
+    }
+}
+
 pub async fn backend(postgres: bool) -> TestBackend {
     if postgres {
         let db = PgDatabase::create()
@@ -57,12 +67,17 @@ pub async fn backend(postgres: bool) -> TestBackend {
     }
 }
 
-pub fn start(yaml: Option<String>, backend: &TestBackend) -> Server {
+/// The options [`start`] uses (for a restart with `Server::start_in`).
+pub fn options(yaml: Option<String>, backend: &TestBackend) -> ServerOptions {
     let mut opts = ServerOptions::new(bin(), yaml);
     opts.backend = backend.backend.clone();
     opts.env
         .push(("PORTCULLIS_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()));
-    Server::start(opts).expect("server starts")
+    opts
+}
+
+pub fn start(yaml: Option<String>, backend: &TestBackend) -> Server {
+    Server::start(options(yaml, backend)).expect("server starts")
 }
 
 pub fn http() -> reqwest::Client {

@@ -11,7 +11,8 @@
 // starts with "unverified"), name "User <sub>", preferred_username <sub> and groups ["users", "<sub>-group"].
 //
 // Keys are generated at every start with fresh key ids, so a restart is a key rotation. PORTS="p1,p2" reuses
-// ports (for a restart); by default free ports are chosen. The first stdout line is JSON:
+// ports (for a restart); by default free ports are chosen. ISSUERS="i1,i2" announces other issuers than the listening
+// addresses (an empty item keeps the address): a proxy in front, such as the tests' fault proxy. The first stdout line is JSON:
 // {"conform": "http://127.0.0.1:p1", "nonconform": "http://127.0.0.1:p2"}.
 import http from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -27,6 +28,7 @@ const JWKS = {
 };
 const REDIRECT_URIS = (process.env.REDIRECT_URIS || 'http://127.0.0.1:1/oauth/callback/oidc').split(',');
 const PORTS = (process.env.PORTS || '0,0').split(',').map(Number);
+const ISSUERS = (process.env.ISSUERS || ',').split(',');
 
 const client = (id, alg, auth) => ({
   client_id: id,
@@ -79,15 +81,15 @@ const listen = (port) => new Promise((resolve, reject) => {
   server.listen(port, '127.0.0.1', () => resolve(server));
 });
 
-const start = async (port, conform) => {
+const start = async (port, conform, announced) => {
   const server = await listen(port);
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const issuer = announced || `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration(conform));
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   server.on('request', provider.callback());
   return issuer;
 };
 
-const conform = await start(PORTS[0], true);
-const nonconform = await start(PORTS[1], false);
+const conform = await start(PORTS[0], true, ISSUERS[0]);
+const nonconform = await start(PORTS[1], false, ISSUERS[1]);
 console.log(JSON.stringify({ conform, nonconform }));

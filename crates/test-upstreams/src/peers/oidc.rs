@@ -12,7 +12,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::browser::Browser;
-use super::{PeerProcess, peers_dir, require};
+use super::{PeerProcess, free_port, peers_dir, require};
+use crate::FaultProxy;
 
 /// The redirect URI every client registers (nothing listens there: [`login`] stops at the redirect).
 pub const REDIRECT_URI: &str = "http://127.0.0.1:1/oauth/callback/oidc";
@@ -33,6 +34,25 @@ impl OidcPeer {
     pub fn start() -> Result<OidcPeer, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let (process, conform, nonconform) = spawn(&dir, None)?;
+        Ok(OidcPeer {
+            conform,
+            nonconform,
+            process,
+            dir,
+        })
+    }
+
+    /// Starts a pair whose `conform` issuer is `proxy`'s address: the proxy is pointed at the real listener, so
+    /// discovery, token, userinfo and JWKS requests all pass through it. `redirect_uri` is registered for every
+    /// client.
+    pub fn start_behind(proxy: &FaultProxy, redirect_uri: &str) -> Result<OidcPeer, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        proxy.set_target(&format!("http://127.0.0.1:{port}"));
+        let mut cmd = command(redirect_uri)?;
+        cmd.env("PORTS", format!("{port},0"))
+            .env("ISSUERS", format!("{},", proxy.base_url()));
+        let (process, conform, nonconform) = run(&dir, cmd)?;
         Ok(OidcPeer {
             conform,
             nonconform,
@@ -78,10 +98,8 @@ impl OidcPeer {
     }
 }
 
-fn spawn(
-    dir: &tempfile::TempDir,
-    ports: Option<(u16, u16)>,
-) -> Result<(PeerProcess, String, String), String> {
+/// `node server.mjs` with `redirect_uri` registered.
+fn command(redirect_uri: &str) -> Result<Command, String> {
     let root = peers_dir().join("oidc");
     require(
         &root.join("node_modules/oidc-provider"),
@@ -90,10 +108,23 @@ fn spawn(
     let mut cmd = Command::new("node");
     cmd.arg(root.join("server.mjs"))
         .current_dir(&root)
-        .env("REDIRECT_URIS", REDIRECT_URI);
+        .env("REDIRECT_URIS", redirect_uri);
+    Ok(cmd)
+}
+
+fn spawn(
+    dir: &tempfile::TempDir,
+    ports: Option<(u16, u16)>,
+) -> Result<(PeerProcess, String, String), String> {
+    let mut cmd = command(REDIRECT_URI)?;
     if let Some((a, b)) = ports {
         cmd.env("PORTS", format!("{a},{b}"));
     }
+    run(dir, cmd)
+}
+
+/// Runs `cmd` and reads the issuers it prints.
+fn run(dir: &tempfile::TempDir, cmd: Command) -> Result<(PeerProcess, String, String), String> {
     let mut process = PeerProcess::spawn(
         "oidc-provider",
         cmd,
