@@ -8,13 +8,15 @@
 #   bench/scale.sh            full size (needs ~5 GB of disk for SQLite, ~5 GB in PostgreSQL)
 #   QUICK=1 bench/scale.sh    100,000 users and 1,100,000 records, for developing
 #   ROUNDS=3 SLICE=3 PW_SLICE=5 BACKENDS="sqlite postgres" bench/scale.sh
+#   SCALE_USERS_N=... SCALE_RECORDS_N=... bench/scale.sh   (other sizes; 10% of the records expired)
 #
 # Seeding: bench/scale/seed-{sqlite,postgres}.sql, one INSERT ... SELECT per table generated in
 # the database (generate_series), after the real binary has created the schema and four
 # template users bench0..bench3 whose argon2id hashes every seeded user reuses.
 # The server runs pinned to CPU 0 and wrk to CPU 1, on loopback; every process started here is
 # stopped by its pid, the PostgreSQL databases are dropped and the SQLite files removed.
-# Writes bench/results/scale.json (scale-quick.json with QUICK=1) and the table between the
+# Writes bench/results/scale.json (scale-quick.json with QUICK=1; bench/results is not
+# committed) and the table between the
 # scale markers in docs/performance.md (not with QUICK=1). Needs wrk, sqlite3, psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +37,14 @@ WORK="$(mktemp -d)"
 PIDS=()
 PG_DBS=()
 PSQL=(psql -h 127.0.0.1 -U postgres -qAt -v ON_ERROR_STOP=1)
+# On failure the wrk outputs and server logs stay in $WORK (the databases are always removed).
 cleanup() {
+  local status=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   for db in "${PG_DBS[@]}"; do "${PSQL[@]}" -d test -c "DROP DATABASE IF EXISTS $db" || true; done
-  rm -rf "$WORK"
+  rm -rf "$WORK/db"
+  if [ "$status" = 0 ]; then rm -rf "$WORK"; else echo "failed; outputs kept in $WORK" >&2; fi
 }
 trap cleanup EXIT
 
@@ -62,7 +67,7 @@ YAML
 
 now_ms() { date +%s%3N; }
 # portcullis ARGS... with the benchmark's configuration, for database $1
-pc() { local db="$1"; shift; PORTCULLIS_DATA_DIR="$WORK/data" PORTCULLIS_DATABASE="$db" "$BIN" "$@" --config "$WORK/kubesphere.yaml"; }
+pc() { local db="$1"; shift; RUST_LOG=warn PORTCULLIS_DATA_DIR="$WORK/data" PORTCULLIS_DATABASE="$db" "$BIN" "$@" --config "$WORK/kubesphere.yaml"; }
 
 # create_db URL: the schema (made by the binary) and the template users bench0..bench3
 create_db() {
@@ -73,7 +78,7 @@ create_db() {
 
 # seed BACKEND URL-OR-FILE: the large database's rows; prints the seconds it took
 seed() {
-  local prelude="CREATE TEMP TABLE seed AS SELECT $USERS AS users, $RECORDS AS records, $HEAVY AS heavy, $(now_ms) AS now_ms, $SPAN_MS AS span_ms;"
+  local prelude="CREATE TEMP TABLE seed AS SELECT CAST($USERS AS BIGINT) AS users, CAST($RECORDS AS BIGINT) AS records, CAST($HEAVY AS BIGINT) AS heavy, CAST($(now_ms) AS BIGINT) AS now_ms, CAST($SPAN_MS AS BIGINT) AS span_ms;"
   local t0; t0=$(now_ms)
   if [ "$1" = sqlite ]; then
     { echo "$prelude"; cat bench/scale/seed-sqlite.sql; } | sqlite3 -bail "$2" >/dev/null
@@ -161,7 +166,8 @@ for backend in $BACKENDS; do
   echo "== $backend: retention job at start-up, under load"
   L="${backend}_large" S="${backend}_small" url_large="URL_${backend}_large"
   start "$L" "$LARGE_DB" "$REDIS_LARGE"
-  tokens "$L" "$USERS"
+  # One token now, for TokenReview during the job; the console lookups' tokens after it.
+  TOKENS_PER_SERVER=1 tokens "$L" "$USERS"
   : >"$WORK/$L.during"
   i=0 deadline=$(( $(now_ms) + RETENTION_MAX_S * 1000 ))
   until grep -q 'login records pruned by retention\|login-record retention failed' "$WORK/$L.log"; do
@@ -173,6 +179,7 @@ for backend in $BACKENDS; do
     echo "password $i $(now_ms)" >>"$WORK/$L.during"
   done
 
+  tokens "$L" "$USERS"
   echo "== $backend: fresh and large database, $ROUNDS interleaved rounds"
   start "$S" "$SMALL_DB" "$REDIS_SMALL"
   tokens "$S" 0
@@ -186,7 +193,7 @@ for backend in $BACKENDS; do
   # Retention runs every 10 minutes: a second run during the rounds would be counted here.
   curl -sf "${!url_large}/metrics" | grep '^portcullis_background_job_runs_total{' | grep 'job="retention"' | grep 'outcome="ran"' |
     awk '{print $NF}' >"$WORK/$L.retention_runs" || echo 0 >"$WORK/$L.retention_runs"
-  python3 bench/scale/report.py collect "$WORK" "$backend" "$ROUNDS"
+  python3 -B bench/scale/report.py collect "$WORK" "$backend" "$ROUNDS"
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   PIDS=()
   rm -rf "$WORK/db"
@@ -194,5 +201,5 @@ done
 
 OUT=bench/results/scale.json; [ "$QUICK" = 1 ] && OUT=bench/results/scale-quick.json
 mkdir -p bench/results
-python3 bench/scale/report.py write "$WORK" "$OUT" "$QUICK" "$USERS" "$RECORDS" \
-  "QUICK=$QUICK ROUNDS=$ROUNDS SLICE=$SLICE PW_SLICE=$PW_SLICE bench/scale.sh"
+python3 -B bench/scale/report.py write "$WORK" "$OUT" "$QUICK" "$USERS" "$RECORDS" \
+  "QUICK=$QUICK SCALE_USERS_N=$USERS SCALE_RECORDS_N=$RECORDS ROUNDS=$ROUNDS SLICE=$SLICE PW_SLICE=$PW_SLICE bench/scale.sh"
