@@ -1,5 +1,6 @@
 //! What both SQL backends share: row decoding, the lockout arithmetic, conflict messages, and the
-//! embedded migrations. The SQL text itself stays in each backend, written for its dialect.
+//! embedded migrations. The SQL text itself stays in each backend, written for its dialect, but
+//! for the few statements that read the same in both.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -18,6 +19,18 @@ pub(crate) const PRUNE_BATCH: i64 = 10_000;
 
 /// Users over the per-user record limit looked up per statement while pruning login records.
 pub(crate) const PRUNE_USER_PAGE: i64 = 500;
+
+/// The first page of users with more than `$1` login records (at most `$2` of them), in name
+/// order: one pass over the `(user_name, at, id)` index.
+pub(crate) const USERS_OVER_LIMIT_FIRST: &str = "SELECT user_name FROM login_records \
+     GROUP BY user_name HAVING COUNT(*) > $1 ORDER BY user_name LIMIT $2";
+
+/// The next page, after user `$3`. A separate statement rather than `($3 IS NULL OR user_name >
+/// $3)`, which SQLite cannot turn into an index range: every page would rescan the index from
+/// its start, so a million records and thousands of users over the limit cost one full scan per
+/// 500 of them.
+pub(crate) const USERS_OVER_LIMIT_AFTER: &str = "SELECT user_name FROM login_records \
+     WHERE user_name > $3 GROUP BY user_name HAVING COUNT(*) > $1 ORDER BY user_name LIMIT $2";
 
 /// One embedded migration file: version, description, SQL.
 pub(crate) type MigrationFile = (i64, &'static str, &'static str);
@@ -417,6 +430,36 @@ mod tests {
         max_failures: 3,
         window_ms: 1_000,
     };
+
+    /// Pruning by count pages through the users over the limit: each page after the first must
+    /// start where the last one ended (an index range), not rescan the index from its start.
+    #[tokio::test]
+    async fn next_page_of_users_over_the_limit_is_an_index_range() {
+        use crate::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        let store = crate::sqlite::SqliteStore::open(path.to_str().unwrap())
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {USERS_OVER_LIMIT_AFTER}"
+        )))
+        .bind(100)
+        .bind(500)
+        .bind("user0500")
+        .fetch_all(&store.reader)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>("detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("login_records_user_at_idx (user_name>?)")),
+            "{plan:?}"
+        );
+        store.close().await;
+    }
 
     #[test]
     fn migration_lists_match_directories() {

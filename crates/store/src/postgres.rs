@@ -519,15 +519,16 @@ impl LoginRecordStore for PostgresStore {
         let user_page = self.prune_batch.min(PRUNE_USER_PAGE);
         let mut after: Option<String> = None;
         loop {
-            let users: Vec<String> = sqlx::query_scalar(
-                "SELECT user_name FROM login_records WHERE ($1::text IS NULL OR user_name > $1) \
-                 GROUP BY user_name HAVING COUNT(*) > $2 ORDER BY user_name LIMIT $3",
-            )
-            .bind(&after)
-            .bind(max_per_user)
-            .bind(user_page)
-            .fetch_all(&self.pool)
-            .await?;
+            let page = match &after {
+                None => sqlx::query_scalar(common::USERS_OVER_LIMIT_FIRST)
+                    .bind(max_per_user)
+                    .bind(user_page),
+                Some(last) => sqlx::query_scalar(common::USERS_OVER_LIMIT_AFTER)
+                    .bind(max_per_user)
+                    .bind(user_page)
+                    .bind(last.clone()),
+            };
+            let users: Vec<String> = page.fetch_all(&self.pool).await?;
             for user in &users {
                 let cutoff: Option<(i64, String)> = sqlx::query_as(
                     "SELECT at, id FROM login_records WHERE user_name = $1 ORDER BY at DESC, id DESC LIMIT 1 OFFSET $2",
