@@ -54,6 +54,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--jwt-secret` / `PORTCULLIS_JWT_SECRET`: beats `authentication.jwtSecret`.
     pub jwt_secret: Option<Secret>,
+    /// `--session-max-lifetime` / `PORTCULLIS_SESSION_MAX_LIFETIME`: a Go duration.
+    pub session_max_lifetime: Option<String>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -67,6 +69,7 @@ impl std::fmt::Debug for Overrides {
             .field("log_format", &self.log_format)
             .field("data_dir", &self.data_dir)
             .field("jwt_secret", &self.jwt_secret)
+            .field("session_max_lifetime", &self.session_max_lifetime)
             .finish()
     }
 }

@@ -286,6 +286,10 @@ pub struct PortcullisOptions {
     /// `signingKeyRotationPeriod`: how often the ID-token signing keys generated in the database
     /// are replaced (the old key keeps verifying for a grace period). Zero: never. Default 90 days.
     pub signing_key_rotation_period: Duration,
+    /// `sessionMaxLifetime`: the absolute lifetime of a session, however often it is refreshed;
+    /// after it a refresh is refused and the session's tokens expire. Zero: unlimited
+    /// (KubeSphere's behaviour). Default 30 days.
+    pub session_max_lifetime: Duration,
     /// `ui`: branding and template overrides of the login and account pages.
     pub ui: UiOptions,
 }

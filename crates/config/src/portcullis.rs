@@ -22,6 +22,7 @@ const PORTCULLIS_KEYS: &[&str] = &[
     "adminGroups",
     "ipMaxFailures",
     "signingKeyRotationPeriod",
+    "sessionMaxLifetime",
     "ui",
 ];
 
@@ -32,6 +33,10 @@ const DEFAULT_DATA_DIR: &str = "./portcullis-data";
 const DEFAULT_ADMIN_GROUP: &str = "platform-admins";
 /// Default `signingKeyRotationPeriod`: 90 days.
 const DEFAULT_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+/// Default `sessionMaxLifetime`: 30 days, OWASP ASVS 4.0.3 3.3.2's bound for level 1
+/// (re-authentication at least every 30 days, however actively a session is used).
+pub(crate) const DEFAULT_SESSION_MAX_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// A setting's value and where it came from, for messages.
 struct Setting {
@@ -217,6 +222,7 @@ pub(crate) fn read(
         .get("signingKeyRotationPeriod")
         .and_then(|v| v.duration(report))
         .unwrap_or(DEFAULT_KEY_ROTATION);
+    let session_max_lifetime = session_max_lifetime(report, over, &f);
     let ui = crate::ui::read(report, f.get("ui"), &f);
     PortcullisOptions {
         listen,
@@ -229,8 +235,27 @@ pub(crate) fn read(
         admin_groups,
         ip_max_failures,
         signing_key_rotation_period,
+        session_max_lifetime,
         ui,
     }
+}
+
+/// `sessionMaxLifetime` (or `--session-max-lifetime` / `PORTCULLIS_SESSION_MAX_LIFETIME`): a
+/// Go duration; zero means unlimited (KubeSphere's behaviour).
+fn session_max_lifetime(report: &mut Report, over: &Overrides, f: &Fields) -> std::time::Duration {
+    const FLAG: &str = "--session-max-lifetime / PORTCULLIS_SESSION_MAX_LIFETIME";
+    if let Some(value) = over.session_max_lifetime.as_deref() {
+        return match crate::duration::parse_go_duration(value.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                report.override_error(FLAG, format!("{e}; write e.g. `720h` (0 = unlimited)"));
+                DEFAULT_SESSION_MAX_LIFETIME
+            }
+        };
+    }
+    f.get("sessionMaxLifetime")
+        .and_then(|v| v.duration(report))
+        .unwrap_or(DEFAULT_SESSION_MAX_LIFETIME)
 }
 
 /// `http://<listen>`, with a loopback address in place of an unspecified one.
