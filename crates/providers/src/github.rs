@@ -269,8 +269,10 @@ impl OAuthProvider for GitHubIdentityProvider {
             .with_username(login.clone())
             .with_legacy_user_id(login)
             .with_display_name(string_field(&user, "name").unwrap_or_default());
+        // GitHub lets a user show only a verified address as the public `email`, and the
+        // fallback is the primary verified one: either way the address is verified.
         match string_field(&user, "email") {
-            Some(email) => identity = identity.with_email(email),
+            Some(email) => identity = identity.with_email(email).with_email_verified(true),
             None => {
                 if let Some(email) = self.primary_verified_email(token).await {
                     identity = identity.with_email(email).with_email_verified(true);
