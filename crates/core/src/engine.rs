@@ -325,7 +325,8 @@ impl Engine {
                 self.announce_revocation(&revoked).await;
             }
         }
-        self.activity.mark(&session.id, SessionFacts::of(&session), now);
+        self.activity
+            .mark(&session.id, SessionFacts::of(&session), now);
         let tokens = self.sign_pair(&keys, user, &session, 0, max_age, inactivity, now)?;
         self.register_kubesphere_keys(&tokens, max_age, inactivity, false)
             .await;
@@ -520,7 +521,8 @@ impl Engine {
         let (max_age, inactivity) = keys
             .settings
             .lifetimes(keys.settings.client(&session.client_id));
-        self.activity.mark(&session.id, SessionFacts::of(session), now);
+        self.activity
+            .mark(&session.id, SessionFacts::of(session), now);
         let tokens = self.sign_pair(&keys, user, session, generation, max_age, inactivity, now)?;
         self.register_kubesphere_keys(&tokens, max_age, inactivity, true)
             .await;

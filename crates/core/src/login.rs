@@ -289,8 +289,7 @@ impl Engine {
             return Err(invalid("the refresh token was issued to another client"));
         }
         // A token minted with `jwtSecret` may name another user's session, or leave out `exp`.
-        if claims.username != session.user
-            || (claims.exp.is_none() && session.expires_at.is_some())
+        if claims.username != session.user || (claims.exp.is_none() && session.expires_at.is_some())
         {
             return Err(invalid("the refresh token was not issued by this server"));
         }

@@ -99,7 +99,13 @@ impl Settings {
 
     /// The expiry of a session refreshed (or created) at `now`: the refresh token's lifetime
     /// (`None` when tokens never expire), cut at the session's absolute end.
-    pub fn session_expiry(&self, created_at: i64, now: i64, max_age: i64, inactivity: i64) -> Option<i64> {
+    pub fn session_expiry(
+        &self,
+        created_at: i64,
+        now: i64,
+        max_age: i64,
+        inactivity: i64,
+    ) -> Option<i64> {
         let by_refresh = (max_age > 0).then(|| now + max_age + inactivity);
         match (by_refresh, self.session_end(created_at)) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -153,7 +153,8 @@ pub async fn logout(
         // A Bearer request ends its own session only; it never gets an HTML page.
         CookieSession::Unproven(_) if bearer.is_some() => None,
         CookieSession::Unproven(user) => {
-            let page = crate::oidc::logout::confirm_page(&state, &view, &user, client.as_deref(), &query);
+            let page =
+                crate::oidc::logout::confirm_page(&state, &view, &user, client.as_deref(), &query);
             return Ok(match &redirect {
                 Some(url) => allow_form_target(page, url.as_str()),
                 None => page,

@@ -1,6 +1,7 @@
 //! Flags and environment beat the file, which beats the defaults; `defaults()` without a file.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use portcullis_config::{LoadOptions, LogFormat, Overrides, Secret, defaults, load_str};
 
@@ -16,6 +17,7 @@ const FILE: &str = r#"
       redis: redis://file
       logFormat: json
       dataDir: /file/data
+      sessionMaxLifetime: 12h
 "#;
 
 fn with(overrides: Overrides) -> LoadOptions<'static> {
@@ -44,6 +46,7 @@ fn file_beats_defaults() {
     );
     assert_eq!(p.log_format, LogFormat::Json);
     assert_eq!(p.data_dir, Path::new("/file/data"));
+    assert_eq!(p.session_max_lifetime, Duration::from_secs(12 * 3600));
 }
 
 #[test]
@@ -56,6 +59,7 @@ fn overrides_beat_the_file() {
         log_format: Some("text".into()),
         data_dir: Some(PathBuf::from("/flag/data")),
         jwt_secret: Some(Secret::new("from-flag")),
+        session_max_lifetime: Some("0".into()),
     };
     let c = load_str(&dedent(FILE), None, &with(overrides)).unwrap_or_else(|e| panic!("{e}"));
     let p = &c.portcullis;
@@ -69,6 +73,7 @@ fn overrides_beat_the_file() {
     );
     assert_eq!(p.log_format, LogFormat::Text);
     assert_eq!(p.data_dir, Path::new("/flag/data"));
+    assert_eq!(p.session_max_lifetime, Duration::ZERO, "0 = unlimited");
 }
 
 #[test]
@@ -107,6 +112,7 @@ fn bad_overrides_name_flag_and_variable() {
         log_format: Some("xml".into()),
         data_dir: Some(PathBuf::new()),
         jwt_secret: Some(Secret::new("")),
+        session_max_lifetime: Some("30".into()),
     };
     let e = load_str(&dedent(FILE), None, &with(overrides)).unwrap_err();
     let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
@@ -120,6 +126,7 @@ fn bad_overrides_name_flag_and_variable() {
             "--database / PORTCULLIS_DATABASE",
             "--redis / PORTCULLIS_REDIS",
             "--log-format / PORTCULLIS_LOG_FORMAT",
+            "--session-max-lifetime / PORTCULLIS_SESSION_MAX_LIFETIME",
         ]
     );
     assert!(
@@ -143,6 +150,11 @@ fn defaults_without_a_file() {
     assert_eq!(c.authentication.authenticate_rate_limiter_max_tries, 5);
     assert_eq!(c.portcullis.listen.to_string(), "127.0.0.1:9090");
     assert!(c.source.is_none() && c.redis.is_none() && c.warnings.is_empty());
+    assert_eq!(
+        c.portcullis.session_max_lifetime,
+        Duration::from_secs(30 * 24 * 3600),
+        "ASVS 3.3.2's level-1 bound"
+    );
 
     let overrides = Overrides {
         jwt_secret: Some(Secret::new("flag")),

@@ -169,7 +169,12 @@ pub fn confirm_page(
         "action": public_path(&public, "/oauth/logout"),
         "stay": public_path(&public, "/account"),
     });
-    state
-        .ui()
-        .render(state, view, StatusCode::OK, "logout.html", "logout_title", ctx)
+    state.ui().render(
+        state,
+        view,
+        StatusCode::OK,
+        "logout.html",
+        "logout_title",
+        ctx,
+    )
 }

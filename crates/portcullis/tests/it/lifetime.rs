@@ -19,11 +19,15 @@ fn iat(token: &str) -> i64 {
 
 /// Waits until the server's clock reads at least `at_least_s`, probing with a login's `iat`.
 async fn wait_for_clock(server: &Server, at_least_s: i64) {
-    eventually(Duration::from_secs(10), "the server clock to move", || async {
-        let (status, _, body) = password_login(server, "probe", PROBE).await;
-        assert_eq!(status, 200, "{body}");
-        (iat(body["access_token"].as_str().unwrap()) >= at_least_s).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the server clock to move",
+        || async {
+            let (status, _, body) = password_login(server, "probe", PROBE).await;
+            assert_eq!(status, 200, "{body}");
+            (iat(body["access_token"].as_str().unwrap()) >= at_least_s).then_some(())
+        },
+    )
     .await
     .unwrap();
 }

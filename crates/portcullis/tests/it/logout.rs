@@ -79,9 +79,8 @@ async fn logout_without_proof_asks_and_only_the_confirmed_post_ends_the_session(
         .await;
     assert_eq!(own.status, 200);
     assert!(
-        own.body.contains(
-            "name=\"post_logout_redirect_uri\" value=\"http://portcullis.test/login\""
-        ),
+        own.body
+            .contains("name=\"post_logout_redirect_uri\" value=\"http://portcullis.test/login\""),
         "{}",
         own.body
     );

@@ -9,6 +9,7 @@ mod degradation;
 mod deploy;
 mod e2e;
 mod federation;
+mod hardening;
 mod import;
 mod kubesphere_redis;
 mod ldap_login;

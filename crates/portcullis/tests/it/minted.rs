@@ -102,7 +102,13 @@ async fn minted_tokens_need_a_live_session_of_their_own_user() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    refused(&server, &mint(&claims(&alice)), "token has been revoked", "after logout").await;
+    refused(
+        &server,
+        &mint(&claims(&alice)),
+        "token has been revoked",
+        "after logout",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

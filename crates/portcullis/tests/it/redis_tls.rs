@@ -67,11 +67,18 @@ async fn rediss_urls_connect_over_verified_tls() {
 
     // Without the CA the server certificate is not trusted: no subscription, counted errors.
     let untrusting = start_with_redis(&url, None);
-    eventually(Duration::from_secs(10), "a refused TLS handshake", || async {
-        metric(&untrusting, "portcullis_redis_errors_total{op=\"subscribe\"}")
+    eventually(
+        Duration::from_secs(10),
+        "a refused TLS handshake",
+        || async {
+            metric(
+                &untrusting,
+                "portcullis_redis_errors_total{op=\"subscribe\"}",
+            )
             .await
             .filter(|n| *n >= 1.0)
-    })
+        },
+    )
     .await
     .unwrap();
     assert!(!untrusting.logs().contains(LISTENING));

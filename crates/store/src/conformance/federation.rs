@@ -239,7 +239,10 @@ pub async fn identity_rekey(store: Arc<dyn Store>) {
     assert_eq!(got.user, "alice");
     assert_eq!(got.upstream_username.as_deref(), Some("octocat"));
     assert_eq!(got.upstream_email.as_deref(), Some("o@example.org"));
-    assert!(got.upstream_email_verified, "the verified flag moves with the link");
+    assert!(
+        got.upstream_email_verified,
+        "the verified flag moves with the link"
+    );
 
     let onto_bob = IdentityLink {
         upstream_uid: "55".into(),
