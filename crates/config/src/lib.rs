@@ -59,6 +59,8 @@ pub struct Overrides {
     pub jwt_secret: Option<Secret>,
     /// `--otlp-endpoint` / `PORTCULLIS_OTLP_ENDPOINT`: beats `portcullis.tracing.otlpEndpoint`.
     pub otlp_endpoint: Option<String>,
+    /// `--session-max-lifetime` / `PORTCULLIS_SESSION_MAX_LIFETIME`: a Go duration.
+    pub session_max_lifetime: Option<String>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for Overrides {
             .field("data_dir", &self.data_dir)
             .field("jwt_secret", &self.jwt_secret)
             .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("session_max_lifetime", &self.session_max_lifetime)
             .finish()
     }
 }

@@ -294,6 +294,10 @@ pub struct PortcullisOptions {
     /// An idle keep-alive connection is closed after this time too. Default 30 s. Read at start
     /// only.
     pub request_read_timeout: Duration,
+    /// `sessionMaxLifetime`: the absolute lifetime of a session, however often it is refreshed;
+    /// after it a refresh is refused and the session's tokens expire. Zero: unlimited
+    /// (KubeSphere's behaviour). Default 30 days.
+    pub session_max_lifetime: Duration,
     /// `ui`: branding and template overrides of the login and account pages.
     pub ui: UiOptions,
     /// `tracing`: OpenTelemetry trace export (used by a binary built with `otel`).

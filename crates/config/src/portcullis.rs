@@ -23,6 +23,7 @@ const PORTCULLIS_KEYS: &[&str] = &[
     "ipMaxFailures",
     "signingKeyRotationPeriod",
     "requestReadTimeout",
+    "sessionMaxLifetime",
     "ui",
     "tracing",
 ];
@@ -36,6 +37,10 @@ const DEFAULT_ADMIN_GROUP: &str = "platform-admins";
 const DEFAULT_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 /// Default `requestReadTimeout`: 30 seconds (hyper's own default for the request head).
 pub const DEFAULT_REQUEST_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Default `sessionMaxLifetime`: 30 days, OWASP ASVS 4.0.3 3.3.2's bound for level 1
+/// (re-authentication at least every 30 days, however actively a session is used).
+pub(crate) const DEFAULT_SESSION_MAX_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// A setting's value and where it came from, for messages.
 pub(crate) struct Setting {
@@ -264,6 +269,7 @@ pub(crate) fn read(
             None => DEFAULT_REQUEST_READ_TIMEOUT,
         },
     };
+    let session_max_lifetime = session_max_lifetime(report, over, &f);
     let ui = crate::ui::read(report, f.get("ui"), &f);
     let tracing = crate::telemetry::read(report, f.get("tracing"), &f, over);
     PortcullisOptions {
@@ -278,9 +284,28 @@ pub(crate) fn read(
         ip_max_failures,
         signing_key_rotation_period,
         request_read_timeout,
+        session_max_lifetime,
         ui,
         tracing,
     }
+}
+
+/// `sessionMaxLifetime` (or `--session-max-lifetime` / `PORTCULLIS_SESSION_MAX_LIFETIME`): a
+/// Go duration; zero means unlimited (KubeSphere's behaviour).
+fn session_max_lifetime(report: &mut Report, over: &Overrides, f: &Fields) -> std::time::Duration {
+    const FLAG: &str = "--session-max-lifetime / PORTCULLIS_SESSION_MAX_LIFETIME";
+    if let Some(value) = over.session_max_lifetime.as_deref() {
+        return match crate::duration::parse_go_duration(value.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                report.override_error(FLAG, format!("{e}; write e.g. `720h` (0 = unlimited)"));
+                DEFAULT_SESSION_MAX_LIFETIME
+            }
+        };
+    }
+    f.get("sessionMaxLifetime")
+        .and_then(|v| v.duration(report))
+        .unwrap_or(DEFAULT_SESSION_MAX_LIFETIME)
 }
 
 /// `http://<listen>`, with a loopback address in place of an unspecified one.

@@ -1,18 +1,83 @@
-//! Inactivity tracking without a database write per request.
+//! Session sightings and inactivity tracking without a database access per request.
 //!
-//! Each process remembers when it last saw each session used, in memory, and flushes the times to
-//! the store in one batch every few seconds (`touch_sessions`). A session not seen locally is
-//! loaded once from the store. A session that looks idle for longer than the timeout is re-read
-//! from the store before it is refused, because another replica may have seen it used since.
+//! Each process remembers, in memory, each session it has seen: its owner, whether it has an
+//! expiry, and when it was last used. A session not seen locally is loaded once from the store;
+//! from then on a token is checked against the remembered facts (its user must own the session,
+//! and a session with an expiry accepts only tokens with `exp`), so a token minted with
+//! `jwtSecret` for a live session of another user is refused without another read. With an
+//! inactivity timeout the last-use times are flushed to the store in one batch every few seconds
+//! (`touch_sessions`), and a session that looks idle for longer than the timeout is re-read from
+//! the store before it is refused, because another replica may have seen it used since.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use dashmap::DashMap;
-use portcullis_store::{Store, StoreResult, UnixMillis};
+use portcullis_store::{Session, Store, StoreResult, UnixMillis};
 
 struct Seen {
     at: AtomicI64,
     dirty: AtomicBool,
+    /// The session's user.
+    owner: String,
+    /// Whether the session has an expiry (then its tokens must have `exp`); a refresh after a
+    /// configuration change may change it.
+    bounded: AtomicBool,
+}
+
+impl Seen {
+    fn new(owner: &str, bounded: bool, at: UnixMillis, dirty: bool) -> Seen {
+        Seen {
+            at: AtomicI64::new(at),
+            dirty: AtomicBool::new(dirty),
+            owner: owner.to_owned(),
+            bounded: AtomicBool::new(bounded),
+        }
+    }
+
+    /// How a token of `holder` fits this session (ownership and expiry only).
+    fn admits(&self, holder: &Holder<'_>) -> Option<Activity> {
+        if self.owner != holder.user {
+            Some(Activity::Foreign)
+        } else if !holder.has_exp && self.bounded.load(Ordering::Relaxed) {
+            Some(Activity::Unbounded)
+        } else {
+            None
+        }
+    }
+
+    fn used(&self, now: UnixMillis, track: bool) {
+        if now > self.at.fetch_max(now, Ordering::Relaxed) && track {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a presented token says about its holder, checked against the session it names.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    /// The token's `username`.
+    pub user: &'a str,
+    /// Whether the token has an `exp` claim.
+    pub has_exp: bool,
+}
+
+/// The facts about a session that a sighting remembers.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFacts<'a> {
+    /// The session's user.
+    pub owner: &'a str,
+    /// Whether the session has an expiry.
+    pub bounded: bool,
+}
+
+impl<'a> SessionFacts<'a> {
+    /// The facts of a stored session.
+    pub fn of(session: &'a Session) -> SessionFacts<'a> {
+        SessionFacts {
+            owner: &session.user,
+            bounded: session.expires_at.is_some(),
+        }
+    }
 }
 
 /// Last-use times of sessions, as seen by this process.
@@ -30,24 +95,33 @@ pub enum Activity {
     Idle,
     /// The store has no such session.
     Unknown,
+    /// The session belongs to another user than the token names.
+    Foreign,
+    /// The token has no `exp` but the session has an expiry.
+    Unbounded,
 }
 
 impl ActivityTracker {
-    /// Marks the session used at `now` if it was last used within `timeout_ms`.
+    /// Checks a token of `holder` against the session it names and, when it fits and was last
+    /// used within `timeout_ms`, marks the session used at `now`. A `timeout_ms` of 0 means no
+    /// inactivity timeout: only existence, owner and expiry are checked and nothing is flushed.
+    /// Reads the store only for a session not seen here, or one that looks idle here.
     pub async fn touch(
         &self,
         store: &dyn Store,
         session_id: &str,
+        holder: Holder<'_>,
         now: UnixMillis,
         timeout_ms: i64,
     ) -> StoreResult<Activity> {
+        let track = timeout_ms > 0;
         if let Some(entry) = self.seen.get(session_id) {
+            if let Some(refused) = entry.admits(&holder) {
+                return Ok(refused);
+            }
             let last = entry.at.load(Ordering::Relaxed);
-            if now - last <= timeout_ms {
-                if now > last {
-                    entry.at.fetch_max(now, Ordering::Relaxed);
-                    entry.dirty.store(true, Ordering::Relaxed);
-                }
+            if !track || now - last <= timeout_ms {
+                entry.used(now, track);
                 return Ok(Activity::Live);
             }
         }
@@ -55,40 +129,37 @@ impl ActivityTracker {
         let Some(session) = store.get_session(session_id).await? else {
             return Ok(Activity::Unknown);
         };
+        let facts = SessionFacts::of(&session);
         let local = self
             .seen
             .get(session_id)
             .map(|e| e.at.load(Ordering::Relaxed))
             .unwrap_or(0);
         let last = session.last_seen_at.max(local);
-        if now - last > timeout_ms {
+        let entry = self
+            .seen
+            .entry(session_id.to_owned())
+            .or_insert_with(|| Seen::new(facts.owner, facts.bounded, last, false));
+        if let Some(refused) = entry.admits(&holder) {
+            return Ok(refused);
+        }
+        if track && now - last > timeout_ms {
             return Ok(Activity::Idle);
         }
-        self.seen
-            .entry(session_id.to_owned())
-            .and_modify(|e| {
-                e.at.fetch_max(now, Ordering::Relaxed);
-                e.dirty.store(true, Ordering::Relaxed);
-            })
-            .or_insert_with(|| Seen {
-                at: AtomicI64::new(now),
-                dirty: AtomicBool::new(true),
-            });
+        entry.used(now, track);
         Ok(Activity::Live)
     }
 
-    /// Records a use without checking (a session that was just created or refreshed).
-    pub fn mark(&self, session_id: &str, now: UnixMillis) {
+    /// Records a use without checking (a session that was just created or refreshed), with
+    /// the facts a later [`ActivityTracker::touch`] checks tokens against.
+    pub fn mark(&self, session_id: &str, facts: SessionFacts<'_>, now: UnixMillis) {
         self.seen
             .entry(session_id.to_owned())
             .and_modify(|e| {
-                e.at.fetch_max(now, Ordering::Relaxed);
-                e.dirty.store(true, Ordering::Relaxed);
+                e.bounded.store(facts.bounded, Ordering::Relaxed);
+                e.used(now, true);
             })
-            .or_insert_with(|| Seen {
-                at: AtomicI64::new(now),
-                dirty: AtomicBool::new(false),
-            });
+            .or_insert_with(|| Seen::new(facts.owner, facts.bounded, now, false));
     }
 
     /// Writes the times changed since the last flush to the store, in one batch, and forgets

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use portcullis_config::Config;
 use portcullis_store::{Session, Store, User};
 
-use crate::activity::{Activity, ActivityTracker};
+use crate::activity::{Activity, ActivityTracker, Holder, SessionFacts};
 use crate::clock::Clock;
 use crate::error::{AuthError, CoreError};
 use crate::revocation::RevocationIndex;
@@ -304,7 +304,7 @@ impl Engine {
             client_id: client_id.to_owned(),
             provider: provider.to_owned(),
             created_at: now,
-            expires_at: (max_age > 0).then(|| now + max_age + inactivity),
+            expires_at: keys.settings.session_expiry(now, now, max_age, inactivity),
             last_seen_at: now,
             refresh_generation: 0,
             revoked_at: None,
@@ -325,7 +325,8 @@ impl Engine {
                 self.announce_revocation(&revoked).await;
             }
         }
-        self.activity.mark(&session.id, now);
+        self.activity
+            .mark(&session.id, SessionFacts::of(&session), now);
         let tokens = self.sign_pair(&keys, user, &session, 0, max_age, inactivity, now)?;
         self.register_kubesphere_keys(&tokens, max_age, inactivity, false)
             .await;
@@ -351,13 +352,22 @@ impl Engine {
         if let Some(email) = &user.email {
             extra.insert("email".to_string(), vec![email.clone()]);
         }
+        // No token outlives the session's absolute lifetime (`sessionMaxLifetime`).
+        let end_s = keys
+            .settings
+            .session_end(session.created_at)
+            .map(|e| e.div_euclid(1000));
+        let capped = |exp: Option<i64>| match (exp, end_s) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let base = Claims {
             username: user.name.clone(),
             sub: user.name.clone(),
             token_type: TokenType::AccessToken,
             iss: keys.settings.issuer.clone(),
             iat,
-            exp: (max_age > 0).then(|| iat + max_age / 1000),
+            exp: capped((max_age > 0).then(|| iat + max_age / 1000)),
             extra,
             groups: token_groups(&user.groups, &session.upstream_groups),
             sid: session.id.clone(),
@@ -367,7 +377,7 @@ impl Engine {
         };
         let refresh = Claims {
             token_type: TokenType::RefreshToken,
-            exp: (max_age > 0).then(|| iat + (max_age + inactivity) / 1000),
+            exp: capped((max_age > 0).then(|| iat + (max_age + inactivity) / 1000)),
             jti: random_id(),
             r#gen: Some(generation),
             ..base.clone()
@@ -375,7 +385,7 @@ impl Engine {
         Ok(IssuedTokens {
             access_token: keys.codec.sign(&base)?,
             refresh_token: keys.codec.sign(&refresh)?,
-            expires_in: (max_age > 0).then_some(max_age / 1000),
+            expires_in: base.exp.map(|e| (e - iat).max(0)),
             session_id: session.id.clone(),
             username: user.name.clone(),
         })
@@ -414,21 +424,33 @@ impl Engine {
         if self.revocations.is_revoked(&claims.sid) {
             return Err(TokenError::Revoked);
         }
-        let timeout = keys.settings.inactivity_ms;
-        if timeout > 0 {
-            match self
-                .activity
-                .touch(self.store.as_ref(), &claims.sid, now, timeout)
-                .await
-            {
-                Ok(Activity::Live) => {}
-                Ok(Activity::Idle) => return Err(TokenError::Inactive),
-                Ok(Activity::Unknown) => return Err(TokenError::Revoked),
-                Err(e) => {
-                    // Fail closed: without the store we cannot tell an idle session from a live one.
-                    tracing::error!(error = %e, "session lookup failed during token verification");
-                    return Err(TokenError::Inactive);
-                }
+        // The session must exist and belong to the token's user, and a session with an expiry
+        // accepts only tokens with `exp` (a token minted with `jwtSecret` could claim any `sid`).
+        // The store is read only the first time this replica sees the session.
+        let holder = Holder {
+            user: &claims.username,
+            has_exp: claims.exp.is_some(),
+        };
+        match self
+            .activity
+            .touch(
+                self.store.as_ref(),
+                &claims.sid,
+                holder,
+                now,
+                keys.settings.inactivity_ms,
+            )
+            .await
+        {
+            Ok(Activity::Live) => {}
+            Ok(Activity::Idle) => return Err(TokenError::Inactive),
+            Ok(Activity::Unknown) => return Err(TokenError::Revoked),
+            Ok(Activity::Foreign) => return Err(TokenError::NoSession),
+            Ok(Activity::Unbounded) => return Err(TokenError::NoExpiry),
+            Err(e) => {
+                // Fail closed: without the store we cannot tell an idle session from a live one.
+                tracing::error!(error = %e, "session lookup failed during token verification");
+                return Err(TokenError::Inactive);
             }
         }
         Ok(claims)
@@ -511,7 +533,8 @@ impl Engine {
         let (max_age, inactivity) = keys
             .settings
             .lifetimes(keys.settings.client(&session.client_id));
-        self.activity.mark(&session.id, now);
+        self.activity
+            .mark(&session.id, SessionFacts::of(session), now);
         let tokens = self.sign_pair(&keys, user, session, generation, max_age, inactivity, now)?;
         self.register_kubesphere_keys(&tokens, max_age, inactivity, true)
             .await;

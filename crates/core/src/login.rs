@@ -319,13 +319,33 @@ impl Engine {
         {
             return Err(invalid("the refresh token was issued to another client"));
         }
+        // A token minted with `jwtSecret` may name another user's session, or leave out `exp`.
+        if claims.username != session.user || (claims.exp.is_none() && session.expires_at.is_some())
+        {
+            return Err(invalid("the refresh token was not issued by this server"));
+        }
+        if settings
+            .session_end(session.created_at)
+            .is_some_and(|end| now >= end)
+        {
+            // The absolute lifetime (`sessionMaxLifetime`): refreshing cannot extend it.
+            self.revoke_session(&session.id).await?;
+            return Err(invalid(
+                "the session reached its maximum lifetime; sign in again",
+            ));
+        }
         if settings.inactivity_ms > 0 {
             // Idle sessions end, also for the refresh grant: that is what the timeout promises.
+            let holder = crate::activity::Holder {
+                user: &claims.username,
+                has_exp: claims.exp.is_some(),
+            };
             let idle = self
                 .activity
                 .touch(
                     self.store.as_ref(),
                     &session.id,
+                    holder,
                     now,
                     settings.inactivity_ms,
                 )
@@ -346,7 +366,7 @@ impl Engine {
         };
         let presented = claims.r#gen.unwrap_or(0);
         let (max_age, inactivity) = settings.lifetimes(settings.client(&session.client_id));
-        let expires = (max_age > 0).then(|| now + max_age + inactivity);
+        let expires = settings.session_expiry(session.created_at, now, max_age, inactivity);
         if !self
             .store
             .advance_refresh(&session.id, presented, expires, now)

@@ -16,6 +16,8 @@ pub struct Settings {
     pub access_max_age_ms: i64,
     /// `accessTokenInactivityTimeout` in ms; 0 = no inactivity timeout.
     pub inactivity_ms: i64,
+    /// `portcullis.sessionMaxLifetime` in ms; 0 = unlimited.
+    pub session_max_lifetime_ms: i64,
     /// `maximumClockSkew` in whole seconds.
     pub clock_skew_s: i64,
     /// `multipleLogin`.
@@ -56,6 +58,7 @@ impl Settings {
             issuer,
             access_max_age_ms: ms(oauth.access_token_max_age),
             inactivity_ms: ms(oauth.access_token_inactivity_timeout),
+            session_max_lifetime_ms: ms(config.portcullis.session_max_lifetime),
             clock_skew_s: i64::try_from(auth.maximum_clock_skew.as_secs()).unwrap_or(i64::MAX),
             multiple_login: auth.multiple_login,
             user_lockout: LockoutPolicy {
@@ -85,6 +88,29 @@ impl Settings {
             .map(ms)
             .unwrap_or(self.inactivity_ms);
         (max_age, inactivity)
+    }
+
+    /// When a session created at `created_at` must end whatever its refreshes
+    /// (`sessionMaxLifetime`), or `None` when unlimited.
+    pub fn session_end(&self, created_at: i64) -> Option<i64> {
+        (self.session_max_lifetime_ms > 0)
+            .then(|| created_at.saturating_add(self.session_max_lifetime_ms))
+    }
+
+    /// The expiry of a session refreshed (or created) at `now`: the refresh token's lifetime
+    /// (`None` when tokens never expire), cut at the session's absolute end.
+    pub fn session_expiry(
+        &self,
+        created_at: i64,
+        now: i64,
+        max_age: i64,
+        inactivity: i64,
+    ) -> Option<i64> {
+        let by_refresh = (max_age > 0).then(|| now + max_age + inactivity);
+        match (by_refresh, self.session_end(created_at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The configured client with this name.

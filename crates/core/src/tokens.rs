@@ -106,6 +106,9 @@ pub enum TokenError {
     /// Issued without a session by something else that shares the secret, while revocation is on.
     #[error("token was not issued by this server (no session)")]
     NoSession,
+    /// No `exp` claim, while the session it names has an expiry (`accessTokenMaxAge` > 0).
+    #[error("token has no expiry")]
+    NoExpiry,
 }
 
 /// Signs and verifies HS256 tokens with `jwtSecret`.

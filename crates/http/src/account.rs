@@ -303,7 +303,7 @@ pub async fn sign_out(
 }
 
 /// To the sign-in page with a notice, forgetting the session cookie.
-fn signed_out(state: &AppState, notice: &str) -> Response {
+pub(crate) fn signed_out(state: &AppState, notice: &str) -> Response {
     let public = state.config().portcullis.public_url.clone();
     let mut resp = to_sign_in(state, Some(notice));
     resp.headers_mut().append(

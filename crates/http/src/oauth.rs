@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::request::{FormParams, bearer_token, client_ip, require_form, user_agent};
+use crate::ui::{View, allow_form_target};
 
 /// The token JSON KubeSphere's console reads, with `Cache-Control: no-store` (RFC 6749 §5.1).
 pub fn token_response(t: &IssuedTokens) -> Response {
@@ -102,13 +103,18 @@ pub async fn token(
 /// `GET|POST /oauth/logout`: revokes the presented token's session; with
 /// `post_logout_redirect_uri` (which must be registered) redirects there with `state`.
 /// OpenID Connect RP-initiated logout adds `id_token_hint` and `client_id` (the redirect must
-/// then be registered for that client) and ends the browser's session cookie too.
+/// then be registered for that client). The browser's session cookie is ended only when the
+/// request shows it is the user's own (see [`crate::oidc::logout::cookie_session`]); otherwise
+/// the user is asked to confirm on a page whose form POSTs back here with the CSRF token.
 pub async fn logout(
     State(state): State<AppState>,
+    view: View,
     Query(mut query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    use crate::oidc::logout::{CookieSession, Proof};
+    let confirmed = crate::oidc::logout::confirmed(&headers, &body);
     crate::oidc::logout::merge_form(&mut query, &headers, &body);
     let hint = crate::oidc::logout::hint(&state, &query).await?;
     let client = crate::oidc::logout::client_of(hint.as_ref(), &query)?;
@@ -122,10 +128,39 @@ pub async fn logout(
         }),
         None => None,
     };
-    if let Some(token) = bearer_token(&headers) {
+    let bearer = bearer_token(&headers);
+    let mut bearer_user = None;
+    if let Some(token) = bearer {
+        bearer_user = state
+            .engine()
+            .verify(token, portcullis_core::TokenType::AccessToken)
+            .await
+            .ok()
+            .map(|c| c.username);
         state.engine().logout(token).await?;
     }
-    let cleared = crate::oidc::logout::end_sessions(&state, &headers, hint.as_ref()).await?;
+    if let Some(h) = &hint {
+        state.engine().end_session_of(h).await?;
+    }
+    let proof = Proof {
+        hint_user: hint.as_ref().map(|h| h.sub.as_str()),
+        bearer_user: bearer_user.as_deref(),
+        confirmed,
+    };
+    let cleared = match crate::oidc::logout::cookie_session(&state, &headers, &proof).await? {
+        CookieSession::Ended(c) => Some(c),
+        CookieSession::None => None,
+        // A Bearer request ends its own session only; it never gets an HTML page.
+        CookieSession::Unproven(_) if bearer.is_some() => None,
+        CookieSession::Unproven(user) => {
+            let page =
+                crate::oidc::logout::confirm_page(&state, &view, &user, client.as_deref(), &query);
+            return Ok(match &redirect {
+                Some(url) => allow_form_target(page, url.as_str()),
+                None => page,
+            });
+        }
+    };
     let mut resp = match redirect {
         Some(mut url) => {
             if let Some(s) = query.get("state").filter(|s| !s.is_empty()) {
@@ -133,6 +168,9 @@ pub async fn logout(
             }
             Redirect::to(url.as_str()).into_response()
         }
+        // The confirmation page's form: back to the sign-in page, like the account page's
+        // sign-out.
+        None if confirmed => return Ok(crate::account::signed_out(&state, "signed_out")),
         None => (StatusCode::OK, Json(json!({ "message": "success" }))).into_response(),
     };
     if let Some(c) = cleared {

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// External base URL, for example https://auth.example.com.
     #[arg(long, env = "PORTCULLIS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Absolute session lifetime, however often it is refreshed (a Go duration such as 720h;
+    /// 0 = unlimited, KubeSphere's behaviour). Default 720h (30 days).
+    #[arg(long, env = "PORTCULLIS_SESSION_MAX_LIFETIME", value_name = "DURATION")]
+    pub session_max_lifetime: Option<String>,
 }
 
 /// `user` subcommands.

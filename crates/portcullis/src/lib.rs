@@ -99,7 +99,7 @@ fn check_config(
         upstream_timeout,
     };
     let registry = wiring.registry(&common)?;
-    let config = setup::load_config(&common, None, None, &registry)?;
+    let config = setup::load_config(&common, None, &registry)?;
     let (_, provider_warnings) = providers::build(&config, &registry)?;
     for w in &config.warnings {
         eprintln!("warning: {w}");

@@ -156,12 +156,7 @@ fn snapshot(config: Option<&Path>, secret_files: &[PathBuf]) -> Snapshot {
 /// The same validation as `check-config`: the file, then every provider built from it.
 fn load(args: &ServeArgs, wiring: &Wiring) -> Result<(Config, portcullis_core::ProviderSet)> {
     let registry = wiring.registry(&args.common)?;
-    let config = setup::load_config(
-        &args.common,
-        args.listen.as_deref(),
-        args.public_url.as_deref(),
-        &registry,
-    )?;
+    let config = setup::load_config(&args.common, Some(args), &registry)?;
     let (providers, warnings) = crate::providers::build(&config, &registry)?;
     for w in &warnings {
         tracing::warn!("{w}");

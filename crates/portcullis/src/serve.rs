@@ -14,12 +14,7 @@ use crate::setup;
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
     let registry = wiring.registry(&args.common)?;
-    let mut config = setup::load_config(
-        &args.common,
-        args.listen.as_deref(),
-        args.public_url.as_deref(),
-        &registry,
-    )?;
+    let mut config = setup::load_config(&args.common, Some(&args), &registry)?;
     let telemetry = crate::telemetry::init(
         config.portcullis.log_format,
         Some(&config.portcullis.tracing),

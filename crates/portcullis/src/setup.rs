@@ -10,15 +10,16 @@ use portcullis_core::{Clock, Engine, OffsetFileClock, SystemClock};
 use portcullis_idp::ProviderRegistry;
 use portcullis_store::Store;
 
-use crate::cli::CommonOpts;
+use crate::cli::{CommonOpts, ServeArgs};
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "portcullis-data";
 
-fn overrides(common: &CommonOpts, listen: Option<&str>, public_url: Option<&str>) -> Overrides {
+fn overrides(common: &CommonOpts, serve: Option<&ServeArgs>) -> Overrides {
     Overrides {
-        listen: listen.map(str::to_owned),
-        public_url: public_url.map(str::to_owned),
+        listen: serve.and_then(|s| s.listen.clone()),
+        public_url: serve.and_then(|s| s.public_url.clone()),
+        session_max_lifetime: serve.and_then(|s| s.session_max_lifetime.clone()),
         database: common.database.clone(),
         redis: common.redis.clone(),
         log_format: common.log_format.clone(),
@@ -32,17 +33,17 @@ fn overrides(common: &CommonOpts, listen: Option<&str>, public_url: Option<&str>
 }
 
 /// Loads the configuration: the file when given, else defaults with a generated secret kept in
-/// the data directory. Identity-provider types must be known to `registry`.
+/// the data directory. Identity-provider types must be known to `registry`. `serve` adds the
+/// flags only `serve` has.
 pub fn load_config(
     common: &CommonOpts,
-    listen: Option<&str>,
-    public_url: Option<&str>,
+    serve: Option<&ServeArgs>,
     registry: &ProviderRegistry,
 ) -> Result<Config> {
     let types = registry.accepted_types();
     let opts = LoadOptions {
         known_provider_types: &types,
-        overrides: overrides(common, listen, public_url),
+        overrides: overrides(common, serve),
     };
     match &common.config {
         Some(path) => portcullis_config::load_file(path, &opts).map_err(|e| anyhow::anyhow!("{e}")),

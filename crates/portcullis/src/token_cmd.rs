@@ -11,7 +11,7 @@ use crate::setup;
 /// Runs a `token` subcommand. Exits non-zero when the token is not valid now.
 pub async fn run(cmd: TokenCommand, wiring: &crate::providers::Wiring) -> Result<()> {
     let TokenCommand::Inspect { common, token } = cmd;
-    let config = setup::load_config(&common, None, None, &wiring.registry(&common)?)?;
+    let config = setup::load_config(&common, None, &wiring.registry(&common)?)?;
     setup::init_logging(config.portcullis.log_format);
     let header = token
         .split('.')

@@ -20,7 +20,7 @@ async fn engine_and_config(
     common: &CommonOpts,
     wiring: &Wiring,
 ) -> Result<(std::sync::Arc<Engine>, portcullis_config::Config)> {
-    let config = setup::load_config(common, None, None, &wiring.registry(common)?)?;
+    let config = setup::load_config(common, None, &wiring.registry(common)?)?;
     setup::init_logging(config.portcullis.log_format);
     Ok((setup::open_engine(&config).await?, config))
 }

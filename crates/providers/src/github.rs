@@ -231,8 +231,10 @@ pub fn user_identity(user: &Value) -> Result<Identity, ProviderError> {
         .with_username(login.clone())
         .with_legacy_user_id(login)
         .with_display_name(string_field(user, "name").unwrap_or_default());
+    // GitHub lets a user show only a verified address as the public `email`, and the fallback
+    // (the caller's) is the primary verified one: either way the address is verified.
     if let Some(email) = string_field(user, "email") {
-        identity = identity.with_email(email);
+        identity = identity.with_email(email).with_email_verified(true);
     }
     Ok(identity)
 }

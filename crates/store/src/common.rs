@@ -97,7 +97,7 @@ macro_rules! user_columns {
 }
 macro_rules! link_columns {
     () => {
-        "provider, upstream_uid, user_name, upstream_username, upstream_email, created_at"
+        "provider, upstream_uid, user_name, upstream_username, upstream_email, created_at, upstream_email_verified"
     };
 }
 macro_rules! record_columns {
@@ -142,6 +142,7 @@ pub(crate) fn link_from_row(r: &impl RowExt) -> StoreResult<IdentityLink> {
         user: r.text("user_name")?,
         upstream_username: r.opt_text("upstream_username")?,
         upstream_email: r.opt_text("upstream_email")?,
+        upstream_email_verified: r.flag("upstream_email_verified")?,
         created_at: r.int("created_at")?,
     })
 }

@@ -78,8 +78,12 @@ pub struct IdentityLink {
     pub user: String,
     /// Upstream user name at link time (informational).
     pub upstream_username: Option<String>,
-    /// Upstream email at link time (informational).
+    /// Upstream email at link time.
     pub upstream_email: Option<String>,
+    /// Whether the identity provider reported `upstream_email` as verified; only then does a
+    /// user email equal to it count as verified (`email_verified` in ID tokens and userinfo).
+    #[serde(default)]
+    pub upstream_email_verified: bool,
     /// When the link was made.
     pub created_at: UnixMillis,
 }

@@ -50,6 +50,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "job_leases",
         include_str!("../migrations/postgres/0005_job_leases.sql"),
     ),
+    (
+        6,
+        "upstream_email_verified",
+        include_str!("../migrations/postgres/0006_upstream_email_verified.sql"),
+    ),
 ];
 
 /// Connections per server.
@@ -372,7 +377,7 @@ impl IdentityStore for PostgresStore {
         let inserted = sqlx::query(concat!(
             "INSERT INTO identity_links (",
             link_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(&link.provider)
         .bind(&link.upstream_uid)
@@ -380,6 +385,7 @@ impl IdentityStore for PostgresStore {
         .bind(&link.upstream_username)
         .bind(&link.upstream_email)
         .bind(link.created_at)
+        .bind(link.upstream_email_verified)
         .execute(&self.pool)
         .await;
         match inserted {

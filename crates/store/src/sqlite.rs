@@ -53,6 +53,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "job_leases",
         include_str!("../migrations/sqlite/0005_job_leases.sql"),
     ),
+    (
+        6,
+        "upstream_email_verified",
+        include_str!("../migrations/sqlite/0006_upstream_email_verified.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.
@@ -385,7 +390,7 @@ impl IdentityStore for SqliteStore {
         let inserted = sqlx::query(concat!(
             "INSERT INTO identity_links (",
             link_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(&link.provider)
         .bind(&link.upstream_uid)
@@ -393,6 +398,7 @@ impl IdentityStore for SqliteStore {
         .bind(&link.upstream_username)
         .bind(&link.upstream_email)
         .bind(link.created_at)
+        .bind(link.upstream_email_verified)
         .execute(&self.writer)
         .await;
         match inserted {

@@ -1,6 +1,7 @@
 //! Flags and environment beat the file, which beats the defaults; `defaults()` without a file.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use portcullis_config::{LoadOptions, LogFormat, Overrides, Secret, defaults, load_str};
 
@@ -18,6 +19,7 @@ const FILE: &str = r#"
       dataDir: /file/data
       tracing:
         otlpEndpoint: http://file-collector:4318
+      sessionMaxLifetime: 12h
 "#;
 
 fn with(overrides: Overrides) -> LoadOptions<'static> {
@@ -50,6 +52,7 @@ fn file_beats_defaults() {
         p.tracing.otlp_endpoint.as_ref().map(url::Url::as_str),
         Some("http://file-collector:4318/")
     );
+    assert_eq!(p.session_max_lifetime, Duration::from_secs(12 * 3600));
 }
 
 #[test]
@@ -63,6 +66,7 @@ fn overrides_beat_the_file() {
         data_dir: Some(PathBuf::from("/flag/data")),
         jwt_secret: Some(Secret::new("from-flag")),
         otlp_endpoint: Some("https://flag-collector:4318".into()),
+        session_max_lifetime: Some("0".into()),
     };
     let c = load_str(&dedent(FILE), None, &with(overrides)).unwrap_or_else(|e| panic!("{e}"));
     let p = &c.portcullis;
@@ -80,6 +84,7 @@ fn overrides_beat_the_file() {
         p.tracing.otlp_endpoint.as_ref().map(url::Url::as_str),
         Some("https://flag-collector:4318/")
     );
+    assert_eq!(p.session_max_lifetime, Duration::ZERO, "0 = unlimited");
 }
 
 #[test]
@@ -119,6 +124,7 @@ fn bad_overrides_name_flag_and_variable() {
         data_dir: Some(PathBuf::new()),
         jwt_secret: Some(Secret::new("")),
         otlp_endpoint: Some("collector:4318".into()),
+        session_max_lifetime: Some("30".into()),
     };
     let e = load_str(&dedent(FILE), None, &with(overrides)).unwrap_err();
     let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
@@ -133,6 +139,7 @@ fn bad_overrides_name_flag_and_variable() {
             "--redis / PORTCULLIS_REDIS",
             "--log-format / PORTCULLIS_LOG_FORMAT",
             "--otlp-endpoint / PORTCULLIS_OTLP_ENDPOINT",
+            "--session-max-lifetime / PORTCULLIS_SESSION_MAX_LIFETIME",
         ]
     );
     assert!(
@@ -156,6 +163,11 @@ fn defaults_without_a_file() {
     assert_eq!(c.authentication.authenticate_rate_limiter_max_tries, 5);
     assert_eq!(c.portcullis.listen.to_string(), "127.0.0.1:9090");
     assert!(c.source.is_none() && c.redis.is_none() && c.warnings.is_empty());
+    assert_eq!(
+        c.portcullis.session_max_lifetime,
+        Duration::from_secs(30 * 24 * 3600),
+        "ASVS 3.3.2's level-1 bound"
+    );
 
     let overrides = Overrides {
         jwt_secret: Some(Secret::new("flag")),

@@ -34,6 +34,7 @@ impl Engine {
             user: user.to_owned(),
             upstream_username: upstream_username.map(str::to_owned),
             upstream_email: None,
+            upstream_email_verified: false,
             created_at: self.now_ms(),
         };
         self.store.link_identity(&link).await?;

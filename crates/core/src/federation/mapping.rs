@@ -213,6 +213,7 @@ impl Engine {
                 user: old.user.clone(),
                 upstream_username: identity.username.clone(),
                 upstream_email: identity.email.clone(),
+                upstream_email_verified: identity.email_verified == Some(true),
                 created_at: old.created_at,
             };
             match self.store.rekey_identity(legacy, &new).await {

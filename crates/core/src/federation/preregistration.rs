@@ -75,7 +75,8 @@ impl Engine {
             upstream_groups: identity.groups.clone(),
         };
         self.store.create_session(&session).await?;
-        self.activity.mark(&sid, now);
+        self.activity
+            .mark(&sid, crate::activity::SessionFacts::of(&session), now);
         let mut extra = BTreeMap::new();
         extra.insert("idp".to_owned(), vec![provider.to_owned()]);
         extra.insert("uid".to_owned(), vec![identity.user_id().to_owned()]);
@@ -135,6 +136,15 @@ impl Engine {
             }));
         }
         let now = self.now_ms();
+        // The link keeps what the provider reported, never the address typed here: only a
+        // provider-verified address makes `email_verified` true.
+        let (upstream_email, upstream_email_verified) = self
+            .store
+            .get_registration(id, now)
+            .await?
+            .filter(|r| r.provider == provider && r.upstream_uid == uid)
+            .map(|r| (r.upstream_email, r.upstream_email_verified))
+            .unwrap_or((None, false));
         let user = User {
             name: name.to_owned(),
             uid: uuid::Uuid::new_v4().to_string(),
@@ -153,7 +163,8 @@ impl Engine {
             upstream_uid: uid.to_owned(),
             user: name.to_owned(),
             upstream_username,
-            upstream_email: email.map(str::to_owned),
+            upstream_email,
+            upstream_email_verified,
             created_at: now,
         };
         match self

@@ -114,6 +114,7 @@ impl Engine {
                 user: name.clone(),
                 upstream_username: identity.username.clone(),
                 upstream_email: identity.email.clone(),
+                upstream_email_verified: identity.email_verified == Some(true),
                 created_at: now,
             };
             match self.store.create_linked_user(&user, &link, None, now).await {
@@ -172,6 +173,7 @@ impl Engine {
             upstream_uid: identity.user_id().to_owned(),
             upstream_username: identity.username.clone(),
             upstream_email: identity.email.clone(),
+            upstream_email_verified: identity.email_verified == Some(true),
             proposed_name: proposed,
             proposed_email: identity.email.clone().filter(|e| check_email(e).is_ok()),
             csrf_token: random_id(),

@@ -9,8 +9,10 @@
 //! | `offline_access` | a refresh token (see [`super::codes`]) |
 //!
 //! `email_verified` is true only when an identity provider linked to the user reported that same
-//! address: Portcullis does not verify addresses itself, and an administrator-entered address is
-//! not proof of ownership.
+//! address *as verified* (`upstream_email_verified` of the link: OIDC `email_verified: true`,
+//! GitHub's primary verified address, an LDAP directory, a generic provider's `emailVerified`
+//! mapping): Portcullis does not verify addresses itself, and neither an administrator-entered
+//! address nor one typed on the confirm page is proof of ownership.
 
 use std::collections::BTreeSet;
 
@@ -113,9 +115,10 @@ pub fn user_claims(user: &User, links: &[IdentityLink], scopes: &Scopes) -> Map<
         && let Some(email) = &user.email
     {
         let verified = links.iter().any(|l| {
-            l.upstream_email
-                .as_deref()
-                .is_some_and(|u| u.eq_ignore_ascii_case(email))
+            l.upstream_email_verified
+                && l.upstream_email
+                    .as_deref()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(email))
         });
         c.insert("email".into(), json!(email));
         c.insert("email_verified".into(), json!(verified));
@@ -177,7 +180,15 @@ mod tests {
             user: "alice".into(),
             upstream_username: None,
             upstream_email: Some("Alice@Example.org".into()),
+            upstream_email_verified: false,
             created_at: 0,
+        };
+        // The same address, but the provider did not say it verified it (or a person typed it).
+        let c = user_claims(&user, std::slice::from_ref(&link), &Scopes::parse("email"));
+        assert_eq!(c["email_verified"], false);
+        let link = IdentityLink {
+            upstream_email_verified: true,
+            ..link
         };
         let c = user_claims(&user, &[link], &Scopes::parse("email groups"));
         assert_eq!(c["email_verified"], true);

@@ -2,19 +2,29 @@
 //! parameters from the query or a POSTed form, a verified `id_token_hint` (a token this server
 //! signed; expired is fine, forged, `alg: none` or HMAC-signed is refused), `client_id`, and a
 //! `post_logout_redirect_uri` that must be registered for *that* client. Ends the session the ID
-//! token belongs to, the browser session it came from, and the browser's session cookie.
+//! token belongs to and the browser session it came from.
+//!
+//! The browser's own session (the `portcullis_session` cookie, which `SameSite=Lax` sends on a
+//! cross-site top-level GET) ends only when the request proves it comes from its user (§2, §6
+//! of the spec: the OP asks when it cannot tell): a valid `id_token_hint` or Bearer token of the
+//! same user, or the POST of the confirmation page with this browser's CSRF token. Otherwise the
+//! user sees that page and nothing of theirs is ended.
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use portcullis_core::TokenType;
 use portcullis_core::oidc::IdTokenHint;
 use url::Url;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::pages::{SESSION_COOKIE, clear_cookie, cookie};
-use crate::request::require_form;
+use crate::pages::{SESSION_COOKIE, clear_cookie, cookie, public_path};
+use crate::request::{FormParams, require_form};
+use crate::ui::View;
+use crate::ui::csrf::csrf_ok;
 
 /// Adds the parameters of a form body (POST) that the query does not have.
 pub fn merge_form(params: &mut HashMap<String, String>, headers: &HeaderMap, body: &Bytes) {
@@ -77,21 +87,94 @@ pub fn client_redirect(state: &AppState, client_id: &str, uri: &str) -> Result<U
     }
 }
 
-/// Revokes the browser's session (cookie) and the hint's sessions. Returns the `Set-Cookie`
-/// that deletes the session cookie when the browser had one.
-pub async fn end_sessions(
+/// Whether the request is the confirmation page's POST: a form carrying this browser's CSRF
+/// token.
+pub fn confirmed(headers: &HeaderMap, body: &Bytes) -> bool {
+    !body.is_empty()
+        && require_form(headers).is_ok()
+        && FormParams::parse(body).is_ok_and(|form| csrf_ok(headers, &form))
+}
+
+/// What a logout request proves about who sent it.
+pub struct Proof<'a> {
+    /// `sub` of a verified `id_token_hint`.
+    pub hint_user: Option<&'a str>,
+    /// The user of a valid Bearer access token.
+    pub bearer_user: Option<&'a str>,
+    /// The confirmation page's POST (CSRF token checked).
+    pub confirmed: bool,
+}
+
+/// What became of the browser's session cookie.
+pub enum CookieSession {
+    /// No cookie.
+    None,
+    /// The session was ended (or was already invalid): delete the cookie with this header.
+    Ended(HeaderValue),
+    /// A live session of this user that the request did not prove to be its own.
+    Unproven(String),
+}
+
+/// Ends the browser's session when `proof` shows the request is its user's.
+pub async fn cookie_session(
     state: &AppState,
     headers: &HeaderMap,
-    hint: Option<&IdTokenHint>,
-) -> Result<Option<HeaderValue>, ApiError> {
-    let engine = state.engine();
-    if let Some(h) = hint {
-        engine.end_session_of(h).await?;
-    }
+    proof: &Proof<'_>,
+) -> Result<CookieSession, ApiError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
-        return Ok(None);
+        return Ok(CookieSession::None);
     };
-    engine.logout(&token).await?;
+    let engine = state.engine();
     let public = state.config().portcullis.public_url.clone();
-    Ok(Some(clear_cookie(SESSION_COOKIE, "/", &public)))
+    let clear = || CookieSession::Ended(clear_cookie(SESSION_COOKIE, "/", &public));
+    let Ok(claims) = engine.verify(&token, TokenType::AccessToken).await else {
+        // Nothing live to end: just forget the cookie.
+        return Ok(clear());
+    };
+    let user = claims.username.as_str();
+    if proof.confirmed || proof.hint_user == Some(user) || proof.bearer_user == Some(user) {
+        engine.revoke_session(&claims.sid).await?;
+        return Ok(clear());
+    }
+    Ok(CookieSession::Unproven(claims.username))
+}
+
+/// The parameters the confirmation form sends back.
+const KEPT: [&str; 3] = ["post_logout_redirect_uri", "state", "client_id"];
+
+/// "Sign out?": a POST form back to `/oauth/logout` with the CSRF token and the request's
+/// redirect parameters.
+pub fn confirm_page(
+    state: &AppState,
+    view: &View,
+    user: &str,
+    client: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Response {
+    let public = state.config().portcullis.public_url.clone();
+    let kept: Vec<(&str, &str)> = KEPT
+        .iter()
+        .filter_map(|k| {
+            let v = match *k {
+                "client_id" => client?,
+                _ => params.get(*k)?.as_str(),
+            };
+            (!v.is_empty()).then_some((*k, v))
+        })
+        .collect();
+    let ctx = serde_json::json!({
+        "user": user,
+        "client": client,
+        "params": kept,
+        "action": public_path(&public, "/oauth/logout"),
+        "stay": public_path(&public, "/account"),
+    });
+    state.ui().render(
+        state,
+        view,
+        StatusCode::OK,
+        "logout.html",
+        "logout_title",
+        ctx,
+    )
 }

@@ -35,6 +35,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("consent.html", include_str!("templates/consent.html")),
     ("error.html", include_str!("templates/error.html")),
     ("account.html", include_str!("templates/account.html")),
+    ("logout.html", include_str!("templates/logout.html")),
 ];
 
 const BASE_CSP: &str =

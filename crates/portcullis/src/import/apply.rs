@@ -128,6 +128,7 @@ impl Importer {
                 user: u.name.clone(),
                 upstream_username: None,
                 upstream_email: None,
+                upstream_email_verified: false,
                 created_at: now,
             };
             if let Err(e) = store.link_identity(&link).await {
@@ -232,6 +233,7 @@ impl Importer {
                 user: u.name.clone(),
                 upstream_username: None,
                 upstream_email: None,
+                upstream_email_verified: false,
                 created_at: now,
             };
             if let Err(m) = conflict_or_abort(store.link_identity(&link).await)? {

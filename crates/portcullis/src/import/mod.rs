@@ -38,7 +38,7 @@ pub async fn run(cmd: ImportCommand, wiring: &Wiring) -> Result<()> {
     } = cmd;
     let (users, records, read_skips) = read_all(&files)?;
 
-    let config = setup::load_config(&common, None, None, &wiring.registry(&common)?)?;
+    let config = setup::load_config(&common, None, &wiring.registry(&common)?)?;
     setup::init_logging(config.portcullis.log_format);
     let configured: HashSet<&str> = config
         .authentication

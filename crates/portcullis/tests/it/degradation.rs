@@ -80,26 +80,58 @@ impl Drop for Proxy {
 }
 
 /// A private `redis-server` on a fixed loopback port, stopped by its own pid.
-struct PrivateRedis {
-    port: u16,
+pub(crate) struct PrivateRedis {
+    pub(crate) port: u16,
+    /// TLS options; when set, the port speaks only TLS.
+    tls: Vec<String>,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
-    fn start() -> PrivateRedis {
+    pub(crate) fn start() -> PrivateRedis {
+        Self::start_with(Vec::new())
+    }
+
+    /// TLS only on the port, with the server certificate and key (PEM files) `cert` and `key`;
+    /// clients need not present certificates.
+    pub(crate) fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> PrivateRedis {
+        let arg = |p: &std::path::Path| p.display().to_string();
+        Self::start_with(vec![
+            "--tls-cert-file".into(),
+            arg(cert),
+            "--tls-key-file".into(),
+            arg(key),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ])
+    }
+
+    fn start_with(tls: Vec<String>) -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut r = PrivateRedis { port, child: None };
+        let mut r = PrivateRedis {
+            port,
+            tls,
+            child: None,
+        };
         r.restart();
         r
     }
 
     fn restart(&mut self) {
+        let port = self.port.to_string();
+        let listen = if self.tls.is_empty() {
+            vec!["--port", &port]
+        } else {
+            vec!["--port", "0", "--tls-port", &port]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(listen)
+            .args(["--bind", "127.0.0.1"])
+            .args(&self.tls)
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

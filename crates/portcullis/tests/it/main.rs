@@ -11,9 +11,13 @@ mod deploy;
 mod e2e;
 mod faults;
 mod federation;
+mod hardening;
 mod import;
 mod kubesphere_redis;
 mod ldap_login;
+mod lifetime;
+mod logout;
+mod minted;
 mod oidc;
 // Trace export runs with the `otel` feature (`cargo test --workspace --all-features`); without
 // it, a configured endpoint only earns a warning.
@@ -21,6 +25,7 @@ mod oidc;
 mod otel;
 #[cfg(not(feature = "otel"))]
 mod otel_off;
+mod redis_tls;
 mod reload;
 mod replicas;
 mod soak;

@@ -376,7 +376,9 @@ impl PasswordProvider for LdapIdentityProvider {
             .as_deref()
             .and_then(|a| entry.first(a))
         {
-            identity = identity.with_email(mail);
+            // The directory is the operator's own: its addresses count as verified
+            // (docs/providers.md, docs/oidc.md).
+            identity = identity.with_email(mail).with_email_verified(true);
         }
         if let Some(name) = self
             .query

@@ -41,7 +41,11 @@ async fn public_email_user() {
         "KubeSphere linked by login"
     );
     assert_eq!(id.email.as_deref(), Some("octocat@github.com"));
-    assert_eq!(id.email_verified, None);
+    assert_eq!(
+        id.email_verified,
+        Some(true),
+        "GitHub shows only a verified public address"
+    );
     assert_eq!(id.display_name.as_deref(), Some("The Octocat"));
     // With a public e-mail, /user/emails is not needed.
     assert!(!f.requests().iter().any(|r| r.path.ends_with("/emails")));

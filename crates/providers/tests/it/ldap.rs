@@ -58,6 +58,11 @@ async fn manager_search_maps_the_entry_and_groups() {
     assert_eq!(alice.user_id(), "alice");
     assert_eq!(alice.username.as_deref(), Some("alice"));
     assert_eq!(alice.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(
+        alice.email_verified,
+        Some(true),
+        "the operator's directory counts as verified"
+    );
     assert_eq!(alice.display_name.as_deref(), Some("Alice Liddell"));
     let mut groups = alice.groups.clone();
     groups.sort();

@@ -24,7 +24,8 @@ fn registration(id: &str, uid: &str, expires_at: i64) -> PendingRegistration {
         provider: "github".to_owned(),
         upstream_uid: uid.to_owned(),
         upstream_username: Some("octocat".to_owned()),
-        upstream_email: None,
+        upstream_email: Some("octo@example.org".to_owned()),
+        upstream_email_verified: true,
         proposed_name: "octocat".to_owned(),
         proposed_email: Some("octo@example.org".to_owned()),
         csrf_token: "csrf-token".to_owned(),
@@ -220,6 +221,7 @@ pub async fn identity_rekey(store: Arc<dyn Store>) {
         upstream_uid: "101".into(),
         upstream_username: Some("octocat".into()),
         upstream_email: Some("o@example.org".into()),
+        upstream_email_verified: true,
         ..link("github", "101", "alice")
     };
     let wrong_user = IdentityLink {
@@ -237,6 +239,10 @@ pub async fn identity_rekey(store: Arc<dyn Store>) {
     assert_eq!(got.user, "alice");
     assert_eq!(got.upstream_username.as_deref(), Some("octocat"));
     assert_eq!(got.upstream_email.as_deref(), Some("o@example.org"));
+    assert!(
+        got.upstream_email_verified,
+        "the verified flag moves with the link"
+    );
 
     let onto_bob = IdentityLink {
         upstream_uid: "55".into(),

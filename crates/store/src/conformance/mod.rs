@@ -131,6 +131,7 @@ fn link(provider: &str, upstream_uid: &str, user: &str) -> IdentityLink {
         user: user.to_owned(),
         upstream_username: Some(format!("{user}-upstream")),
         upstream_email: None,
+        upstream_email_verified: false,
         created_at: 2_000,
     }
 }

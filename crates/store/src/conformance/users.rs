@@ -352,6 +352,7 @@ pub async fn identity_link_find_list_unlink(store: Arc<dyn Store>) {
     store.create_user(&sample_user("bob")).await.unwrap();
     let github = IdentityLink {
         upstream_email: Some("alice@users.noreply.github.com".into()),
+        upstream_email_verified: true,
         ..link("github", "123", "alice")
     };
     for l in [

@@ -60,6 +60,8 @@ pub struct PendingRegistration {
     pub upstream_username: Option<String>,
     /// Upstream email.
     pub upstream_email: Option<String>,
+    /// Whether the provider reported `upstream_email` as verified.
+    pub upstream_email_verified: bool,
     /// User name proposed on the confirm page.
     pub proposed_name: String,
     /// Email proposed on the confirm page.
@@ -132,7 +134,7 @@ const INSERT_USER: &str = "INSERT INTO users (name, uid, email, email_key, displ
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 const INSERT_LINK: &str = "INSERT INTO identity_links (provider, upstream_uid, user_name, upstream_username, \
-     upstream_email, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+     upstream_email, created_at, upstream_email_verified) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 const INSERT_LOGIN_STATE: &str = "INSERT INTO login_states (id, provider, pkce_verifier, nonce, return_to, created_at, \
      expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -141,17 +143,19 @@ const TAKE_LOGIN_STATE: &str = "DELETE FROM login_states WHERE id = $1 \
      RETURNING id, provider, pkce_verifier, nonce, return_to, created_at, expires_at";
 
 const INSERT_REGISTRATION: &str = "INSERT INTO pending_registrations (id, provider, upstream_uid, upstream_username, \
-     upstream_email, proposed_name, proposed_email, csrf_token, return_to, created_at, expires_at, upstream_groups) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     upstream_email, proposed_name, proposed_email, csrf_token, return_to, created_at, expires_at, upstream_groups, \
+     upstream_email_verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 const SELECT_REGISTRATION: &str = "SELECT id, provider, upstream_uid, upstream_username, upstream_email, proposed_name, \
-     proposed_email, csrf_token, return_to, created_at, expires_at, upstream_groups FROM pending_registrations \
+     proposed_email, csrf_token, return_to, created_at, expires_at, upstream_groups, upstream_email_verified \
+     FROM pending_registrations \
      WHERE id = $1 AND expires_at > $2";
 
 const CONSUME_REGISTRATION: &str = "DELETE FROM pending_registrations WHERE id = $1 AND expires_at > $2 \
      RETURNING provider, upstream_uid";
 
-const REKEY: &str = "UPDATE identity_links SET upstream_uid = $3, upstream_username = $5, upstream_email = $6 \
+const REKEY: &str = "UPDATE identity_links SET upstream_uid = $3, upstream_username = $5, upstream_email = $6, \
+     upstream_email_verified = $7 \
      WHERE provider = $1 AND upstream_uid = $2 AND user_name = $4";
 
 fn login_state_from_row(r: &impl RowExt) -> StoreResult<LoginState> {
@@ -173,6 +177,7 @@ fn registration_from_row(r: &impl RowExt) -> StoreResult<PendingRegistration> {
         upstream_uid: r.text("upstream_uid")?,
         upstream_username: r.opt_text("upstream_username")?,
         upstream_email: r.opt_text("upstream_email")?,
+        upstream_email_verified: r.flag("upstream_email_verified")?,
         proposed_name: r.text("proposed_name")?,
         proposed_email: r.opt_text("proposed_email")?,
         csrf_token: r.text("csrf_token")?,

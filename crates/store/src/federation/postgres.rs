@@ -51,6 +51,7 @@ impl FederationStore for PostgresStore {
             .bind(r.created_at)
             .bind(r.expires_at)
             .bind(crate::common::groups_json(&r.upstream_groups))
+            .bind(r.upstream_email_verified)
             .execute(&self.pool)
             .await
             .map_err(|e| unique_or(e, || "registration already exists".into()))?;
@@ -109,6 +110,7 @@ impl FederationStore for PostgresStore {
             .bind(&link.upstream_username)
             .bind(&link.upstream_email)
             .bind(link.created_at)
+            .bind(link.upstream_email_verified)
             .execute(&mut *tx)
             .await;
         if let Err(e) = inserted {
@@ -137,6 +139,7 @@ impl FederationStore for PostgresStore {
             .bind(&new.user)
             .bind(&new.upstream_username)
             .bind(&new.upstream_email)
+            .bind(new.upstream_email_verified)
             .execute(&self.pool)
             .await;
         match done {

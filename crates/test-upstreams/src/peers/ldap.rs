@@ -14,10 +14,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, LdapConnSettings};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use tokio::sync::OnceCell;
 
-use super::{PeerProcess, free_port, require};
+use super::{PeerProcess, free_port, require, test_certificates};
 
 /// The directory suffix.
 pub const BASE_DN: &str = "dc=example,dc=org";
@@ -41,27 +40,6 @@ pub struct Slapd {
     ports: (u16, u16),
     process: PeerProcess,
     dir: tempfile::TempDir,
-}
-
-fn certificates() -> Result<(String, String, String), String> {
-    let err = |e: rcgen::Error| format!("rcgen: {e}");
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Portcullis test LDAP CA");
-    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().map_err(err)?;
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let cert = params.signed_by(&key, &issuer).map_err(err)?;
-    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
 
 fn config(dir: &std::path::Path) -> String {
@@ -100,7 +78,7 @@ impl Slapd {
             "slapd (apt-get install slapd ldap-utils)",
         )?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (ca, cert, key) = certificates()?;
+        let (ca, cert, key) = test_certificates("Portcullis test LDAP CA")?;
         let write = |name: &str, text: &str| {
             std::fs::write(dir.path().join(name), text)
                 .map_err(|e| format!("cannot write {name}: {e}"))

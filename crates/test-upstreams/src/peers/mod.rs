@@ -49,6 +49,29 @@ pub(crate) fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A fresh test CA (named `ca_name`) and a server certificate it signed for `localhost` and
+/// `127.0.0.1`: `(CA PEM, server certificate PEM, server key PEM)`.
+pub fn test_certificates(ca_name: &str) -> Result<(String, String, String), String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let err = |e: rcgen::Error| format!("rcgen: {e}");
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().map_err(err)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let cert = params.signed_by(&key, &issuer).map_err(err)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}
+
 /// A running peer process with its watchdog; dropping it stops both, by pid.
 #[derive(Debug)]
 pub struct PeerProcess {

@@ -373,3 +373,77 @@ async fn login_page_hidden_and_disabled_providers_and_public_config() {
     );
     assert_eq!(body["identityProviders"][1]["hidden"], true);
 }
+
+/// Walks the confirm step of `manual` mapping for the fake GitHub's current user, confirming
+/// `name` with `email`; returns the new session's access token (its cookie).
+async fn confirm_as(server: &Server, name: &str, email: &str) -> String {
+    let mut browser = Browser::new(server);
+    let hops = browser.follow(&format!("{PUBLIC}/login/github")).await;
+    let form = hops.last().unwrap();
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form
+        .body
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let done = browser
+        .post_form(
+            &format!("{PUBLIC}/login/confirm"),
+            &[("csrf_token", &csrf), ("name", name), ("email", email)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    browser.cookie("portcullis_session").unwrap()
+}
+
+async fn userinfo(server: &Server, token: &str) -> Value {
+    let resp = http()
+        .get(server.url("/oauth/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// `email_verified` (docs/oidc.md): true only for the address the provider reported as
+/// verified, never for one typed on the confirm page.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typed_address_is_never_verified() {
+    let gh = FakeGitHub::start().await;
+    gh.add_user(55, "MonaLisa", Some("mona@github.example"), vec![]);
+    gh.add_user(56, "Leo", Some("leo@github.example"), vec![]);
+    let b = backend(false).await;
+    let server = start(
+        Some(yaml(&[github(
+            &gh,
+            "github",
+            "manual",
+            Some(&callback_url("github")),
+            "",
+        )])),
+        &b,
+    );
+    gh.login_as(55);
+    let mona = confirm_as(&server, "mona", "mona@example.org").await;
+    let info = userinfo(&server, &mona).await;
+    assert_eq!(info["email"], "mona@example.org", "{info}");
+    assert_eq!(
+        info["email_verified"], false,
+        "typed on the confirm page: {info}"
+    );
+
+    gh.login_as(56);
+    let leo = confirm_as(&server, "leo", "leo@github.example").await;
+    let info = userinfo(&server, &leo).await;
+    assert_eq!(info["email"], "leo@github.example");
+    assert_eq!(
+        info["email_verified"], true,
+        "the address GitHub reported (a public address is a verified one): {info}"
+    );
+}
