@@ -138,8 +138,11 @@ const VERIFIED_CACHE_ENTRIES: usize = 4096;
 /// except by a hash collision, and even then the comparison reveals nothing about it.
 struct VerifiedTokens {
     hasher: std::collections::hash_map::RandomState,
-    entries: RwLock<HashMap<u64, (Box<str>, Arc<Claims>)>>,
+    entries: RwLock<HashMap<u64, VerifiedToken>>,
 }
+
+/// A cached token: its exact text and its decoded claims.
+type VerifiedToken = (Box<str>, Arc<Claims>);
 
 impl VerifiedTokens {
     fn new() -> Self {
@@ -153,7 +156,8 @@ impl VerifiedTokens {
         use subtle::ConstantTimeEq;
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let (cached, claims) = entries.get(&key)?;
-        let same = cached.len() == token.len() && bool::from(cached.as_bytes().ct_eq(token.as_bytes()));
+        let same =
+            cached.len() == token.len() && bool::from(cached.as_bytes().ct_eq(token.as_bytes()));
         same.then(|| claims.clone())
     }
 

@@ -225,16 +225,26 @@ where
         let status = response.status();
         response.headers_mut().insert(REQUEST_ID.clone(), p.id);
         let route = p.route.as_ref().map_or("unmatched", |r| r.as_str());
-        p.state.http_metrics().record(route, &p.method, status, took);
+        p.state
+            .http_metrics()
+            .record(route, &p.method, status, took);
         if !p.span.is_none() {
             p.span.record("status", status.as_u16());
         }
         if status.is_server_error() {
             let _entered = p.span.enter();
-            tracing::error!(status = status.as_u16(), latency_ms = took.as_millis() as u64, "request failed");
+            tracing::error!(
+                status = status.as_u16(),
+                latency_ms = took.as_millis() as u64,
+                "request failed"
+            );
         } else if !p.span.is_none() {
             let _entered = p.span.enter();
-            tracing::debug!(status = status.as_u16(), latency_ms = took.as_millis() as u64, "request finished");
+            tracing::debug!(
+                status = status.as_u16(),
+                latency_ms = took.as_millis() as u64,
+                "request finished"
+            );
         }
         Poll::Ready(Ok(response))
     }
@@ -256,22 +266,33 @@ mod tests {
         ids.next.store(0xdead_beef, Ordering::Relaxed);
         assert!(ids.generate().to_str().unwrap().ends_with("-deadbeef"));
         ids.next.store(u64::MAX, Ordering::Relaxed);
-        assert!(ids.generate().to_str().unwrap().ends_with("-ffffffffffffffff"));
+        assert!(
+            ids.generate()
+                .to_str()
+                .unwrap()
+                .ends_with("-ffffffffffffffff")
+        );
     }
 
     #[test]
     fn a_sane_client_id_is_kept_and_a_bad_one_replaced() {
         let ids = RequestIds::new();
         let mut req = Request::new(axum::body::Body::empty());
-        req.headers_mut().insert(&REQUEST_ID, HeaderValue::from_static("abc-123"));
+        req.headers_mut()
+            .insert(&REQUEST_ID, HeaderValue::from_static("abc-123"));
         assert_eq!(ids.ensure(&mut req), "abc-123");
 
         for bad in ["", "has space", &"x".repeat(MAX_CLIENT_ID_LEN + 1)] {
             let mut req = Request::new(axum::body::Body::empty());
-            req.headers_mut().insert(&REQUEST_ID, HeaderValue::from_str(bad).unwrap());
+            req.headers_mut()
+                .insert(&REQUEST_ID, HeaderValue::from_str(bad).unwrap());
             let id = ids.ensure(&mut req);
             assert_ne!(id, bad);
-            assert_eq!(req.headers()[&REQUEST_ID], id, "the request carries the new id");
+            assert_eq!(
+                req.headers()[&REQUEST_ID],
+                id,
+                "the request carries the new id"
+            );
         }
     }
 }

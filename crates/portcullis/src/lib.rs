@@ -89,13 +89,16 @@ fn check_config(
     upstream_timeout: Option<std::time::Duration>,
     wiring: &Wiring,
 ) -> anyhow::Result<()> {
+    // The environment overrides `serve` would apply are checked too (the file is named
+    // explicitly, so PORTCULLIS_CONFIG is not read).
+    let env = |name: &str| std::env::var(name).ok();
     let common = cli::CommonOpts {
         config: Some(file.to_path_buf()),
-        database: None,
-        data_dir: None,
-        redis: None,
-        log_format: None,
-        otlp_endpoint: None,
+        database: env("PORTCULLIS_DATABASE"),
+        data_dir: env("PORTCULLIS_DATA_DIR").map(std::path::PathBuf::from),
+        redis: env("PORTCULLIS_REDIS"),
+        log_format: env("PORTCULLIS_LOG_FORMAT"),
+        otlp_endpoint: env("PORTCULLIS_OTLP_ENDPOINT"),
         upstream_timeout,
     };
     let registry = wiring.registry(&common)?;

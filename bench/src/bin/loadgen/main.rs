@@ -216,7 +216,9 @@ async fn run(cli: Cli) -> Result<Value> {
                             .collect(),
                     )
                 }
-                None => TokenSource::CodeFlow(code_flow(&target, &paths, &client, &flow).await?),
+                None => TokenSource::CodeFlow(Box::new(
+                    code_flow(&target, &paths, &client, &flow).await?,
+                )),
             };
             let client = Client::parse(&client)?;
             ("refresh_token", Scenario::Refresh { client, source })

@@ -81,7 +81,7 @@ pub enum TokenSource {
     /// One per line, one per worker (minted by the peer server).
     List(Vec<String>),
     /// A code flow per worker (Portcullis).
-    CodeFlow(CodeFlow),
+    CodeFlow(Box<CodeFlow>),
 }
 
 /// An authorization-code flow with PKCE for a logged-in browser session.

@@ -138,8 +138,8 @@ fn bad_overrides_name_flag_and_variable() {
             "--database / PORTCULLIS_DATABASE",
             "--redis / PORTCULLIS_REDIS",
             "--log-format / PORTCULLIS_LOG_FORMAT",
-            "--otlp-endpoint / PORTCULLIS_OTLP_ENDPOINT",
             "--session-max-lifetime / PORTCULLIS_SESSION_MAX_LIFETIME",
+            "--otlp-endpoint / PORTCULLIS_OTLP_ENDPOINT",
         ]
     );
     assert!(

@@ -348,8 +348,33 @@ async fn ten_thousand_users(pg: bool) {
     );
     assert_eq!(user_list(&server).len(), expected_users + 1);
 
-    // EVERY imported user logs in with the old password, except the Disabled ones.
-    let mut logins: Vec<(String, String)> = (0..USERS).map(|i| (name(i), password(i))).collect();
+    // A second run changes nothing, and says so. (Run before anyone logs in: a user's first
+    // login replaces the imported bcrypt hash with argon2id, after which a re-import reports the
+    // password as different and leaves it alone unless --overwrite.)
+    let before = user_list(&server);
+    let again = import(&server, &inputs, &[]);
+    let out = text(&again.stdout);
+    assert!(again.status.success(), "{out}\n{}", text(&again.stderr));
+    assert!(
+        out.contains(&format!(
+            "users: 0 imported, 0 updated, {expected_users} unchanged, 1 skipped, 0 failed"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("login records: 0 imported, 3 unchanged, 2 skipped"),
+        "{out}"
+    );
+    assert!(out.contains("nothing to change"), "{out}");
+    assert_eq!(user_list(&server), before, "the second run wrote nothing");
+
+    // Imported users log in with their old passwords, except the Disabled ones: every Disabled
+    // user and every 25th other one (each first login also re-hashes the bcrypt hash with
+    // argon2id, so all 10,000 would take minutes in a debug build).
+    let mut logins: Vec<(String, String)> = (0..USERS)
+        .filter(|i| i % 25 == 0 || state(*i) == "Disabled")
+        .map(|i| (name(i), password(i)))
+        .collect();
     logins.push(("plain-pat".into(), "Plain-Passw0rd".into()));
     let refused = log_everyone_in(&server, logins).await;
     let disabled: Vec<String> = (0..USERS)
@@ -422,24 +447,6 @@ async fn ten_thousand_users(pg: bool) {
     for ip in ["10.1.2.3", "10.1.2.4", "10.1.2.5"] {
         assert!(ips.contains(&ip), "imported record from {ip} in {records}");
     }
-
-    // A second run changes nothing, and says so.
-    let before = user_list(&server);
-    let again = import(&server, &inputs, &[]);
-    let out = text(&again.stdout);
-    assert!(again.status.success(), "{out}\n{}", text(&again.stderr));
-    assert!(
-        out.contains(&format!(
-            "users: 0 imported, 0 updated, {expected_users} unchanged, 1 skipped, 0 failed"
-        )),
-        "{out}"
-    );
-    assert!(
-        out.contains("login records: 0 imported, 3 unchanged, 2 skipped"),
-        "{out}"
-    );
-    assert!(out.contains("nothing to change"), "{out}");
-    assert_eq!(user_list(&server), before, "the second run wrote nothing");
 
     // KubeSphere's admin differs from the bootstrap admin: skipped unless --overwrite.
     let skip = import(&server, &[f.admin.as_path()], &[]);

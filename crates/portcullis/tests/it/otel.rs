@@ -185,7 +185,7 @@ async fn spans_reach_an_otlp_collector_with_their_parent_and_no_secrets() {
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
     let (status, _, _) = password_login(&server, "admin", "wrong-Passw0rd-marker").await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 400, "invalid_grant");
     // A login through the provider: an `upstream` span inside the callback's request span.
     let hops = Browser::new(&server)
         .follow(&format!("{PUBLIC}/login/github"))

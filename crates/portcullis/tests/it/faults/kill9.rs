@@ -288,7 +288,7 @@ async fn kill_under_load_then_check(postgres: bool) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i["provider"] == "github" && i["uid"] == id.to_string());
+            .any(|i| i["provider"] == "github" && i["uid"] == *id);
         assert!(linked, "{name}'s link was lost: {user}");
     }
     for (user, n) in &all.logins {

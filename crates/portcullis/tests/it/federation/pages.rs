@@ -376,7 +376,7 @@ async fn login_page_hidden_and_disabled_providers_and_public_config() {
 
 /// Walks the confirm step of `manual` mapping for the fake GitHub's current user, confirming
 /// `name` with `email`; returns the new session's access token (its cookie).
-async fn confirm_as(server: &Server, name: &str, email: &str) -> String {
+async fn confirm_and_take_token(server: &Server, name: &str, email: &str) -> String {
     let mut browser = Browser::new(server);
     let hops = browser.follow(&format!("{PUBLIC}/login/github")).await;
     let form = hops.last().unwrap();
@@ -430,7 +430,7 @@ async fn a_typed_address_is_never_verified() {
         &b,
     );
     gh.login_as(55);
-    let mona = confirm_as(&server, "mona", "mona@example.org").await;
+    let mona = confirm_and_take_token(&server, "mona", "mona@example.org").await;
     let info = userinfo(&server, &mona).await;
     assert_eq!(info["email"], "mona@example.org", "{info}");
     assert_eq!(
@@ -439,7 +439,7 @@ async fn a_typed_address_is_never_verified() {
     );
 
     gh.login_as(56);
-    let leo = confirm_as(&server, "leo", "leo@github.example").await;
+    let leo = confirm_and_take_token(&server, "leo", "leo@github.example").await;
     let info = userinfo(&server, &leo).await;
     assert_eq!(info["email"], "leo@github.example");
     assert_eq!(
