@@ -145,6 +145,11 @@ impl Engine {
     ) -> Result<PasswordOutcome, AuthError> {
         let settings = self.settings();
         let login = req.login.trim();
+        if login.chars().any(char::is_control) {
+            // No account name or email holds a control character, and PostgreSQL cannot even
+            // store a NUL: refused as a wrong login, before any lookup or record.
+            return Err(AuthError::InvalidCredentials);
+        }
         if login.is_empty() || req.password.is_empty() {
             self.record(
                 login,

@@ -209,6 +209,14 @@ pub async fn login_records(
             ),
         ));
     }
+    if user.chars().any(char::is_control) {
+        // No user name holds a control character (PostgreSQL cannot even store a NUL).
+        return Err(ApiError::status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "a user name cannot contain control characters",
+        ));
+    }
     let limit = parse_positive(&query, "limit", 10, 1000)?;
     let page = parse_positive(&query, "page", 1, 1_000_000)?;
     let (records, total) = state

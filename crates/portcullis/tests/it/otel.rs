@@ -251,7 +251,7 @@ async fn spans_reach_an_otlp_collector_with_their_parent_and_no_secrets() {
     assert_eq!(grants.len(), 2, "{spans:#?}");
     let mut statuses: Vec<_> = grants.iter().filter_map(|s| s.attr("status")).collect();
     statuses.sort_unstable();
-    assert_eq!(statuses, ["200", "401"]);
+    assert_eq!(statuses, ["200", "400"]);
     assert!(
         grants
             .iter()
