@@ -284,11 +284,9 @@ async fn kill_under_load_then_check(postgres: bool) {
     for (name, id) in &all.created {
         assert!(names.contains(&name.as_str()), "{name} was lost");
         let user = show_user(&server, name).unwrap();
-        let linked = user["identities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["provider"] == "github" && i["uid"] == *id);
+        let linked = user["identities"].as_array().unwrap().iter().any(|i| {
+            i["provider"] == "github" && i["uid"].as_str() == Some(id.to_string().as_str())
+        });
         assert!(linked, "{name}'s link was lost: {user}");
     }
     for (user, n) in &all.logins {
