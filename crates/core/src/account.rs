@@ -4,10 +4,11 @@
 //! Every operation takes the user name of the caller's verified session and acts only on that
 //! user's data: a session or identity id that belongs to someone else reads as absent.
 
-use portcullis_store::{IdentityLink, LockoutDecision, LoginRecord, Session, User};
+use portcullis_store::{IdentityLink, LoginRecord, Session, User};
 
 use crate::engine::{Engine, RequestContext};
 use crate::error::CoreError;
+use crate::lockout::Reserved;
 use crate::password::{PasswordProblem, check_new_password, hash_password, verify_password};
 
 /// A user's account as the account page shows it.
@@ -148,13 +149,14 @@ impl Engine {
         let policy = self.settings().user_lockout;
         let key = format!("user:{user}");
         let now = self.now_ms();
-        if let LockoutDecision::Locked { until } =
-            self.store.lockout_reserve(&key, policy, now).await?
-        {
-            return Err(PasswordChangeError::Locked(((until - now) + 999) / 1000));
-        }
+        let slot = match self.reserve_slot(&key, policy, now).await? {
+            Reserved::Slot(slot) => slot,
+            Reserved::Locked(until) => {
+                return Err(PasswordChangeError::Locked(((until - now) + 999) / 1000));
+            }
+        };
         if !verify_password(current, Some(hash)).await {
-            self.store.lockout_fail(&key, policy, self.now_ms()).await?;
+            slot.fail(policy, self.now_ms()).await?;
             self.record(
                 user,
                 "Token",
@@ -166,7 +168,7 @@ impl Engine {
             .await;
             return Err(PasswordChangeError::WrongPassword);
         }
-        self.store.lockout_release(&key).await?;
+        slot.release().await?;
         check_new_password(new).map_err(PasswordChangeError::Invalid)?;
         let hash = hash_password(new).await?;
         self.store.set_password(user, &hash, self.now_ms()).await?;

@@ -16,6 +16,7 @@ mod error;
 pub mod federation;
 mod jobs;
 pub mod kubesphere_redis;
+mod lockout;
 mod login;
 pub mod names;
 pub mod observe;

@@ -5,11 +5,12 @@
 //! then the hash check (a dummy hash for unknown users, so unknown names cost the same time and
 //! get the same answers, lockout included), then the account state, then a session.
 
-use portcullis_store::{LockoutDecision, LockoutPolicy, LoginRecord, User, UserState};
+use portcullis_store::{LockoutPolicy, LoginRecord, User, UserState};
 use tracing::Instrument;
 
 use crate::engine::{Engine, IssuedTokens, RequestContext};
 use crate::error::AuthError;
+use crate::lockout::{Reserved, Slot};
 use crate::names::looks_like_email;
 use crate::password::verify_password;
 use crate::tokens::TokenError;
@@ -48,10 +49,11 @@ impl Engine {
         }
     }
 
-    async fn reserve(&self, key: &str, policy: LockoutPolicy, now: i64) -> Result<(), AuthError> {
-        match self.store.lockout_reserve(key, policy, now).await? {
-            LockoutDecision::Allowed => Ok(()),
-            LockoutDecision::Locked { until } => Err(AuthError::Locked {
+    /// Reserves a lockout slot of `key`, or says until when it is locked.
+    async fn reserve(&self, key: &str, policy: LockoutPolicy, now: i64) -> Result<Slot, AuthError> {
+        match self.reserve_slot(key, policy, now).await? {
+            Reserved::Slot(slot) => Ok(slot),
+            Reserved::Locked(until) => Err(AuthError::Locked {
                 retry_after_s: ((until - now) + 999) / 1000,
             }),
         }
@@ -173,57 +175,63 @@ impl Engine {
         let user_key = format!("user:{record_name}");
         let ip_key = format!("ip:{}", ctx.ip);
 
-        if let Err(e) = self.reserve(&ip_key, settings.ip_lockout, now).await {
-            self.record(
-                &record_name,
-                req.login_type,
-                "",
-                ctx,
-                false,
-                "too many failed logins from this address",
-            )
-            .await;
-            metrics::counter!("portcullis_lockouts_total", "scope" => "address").increment(1);
-            return Err(e);
-        }
-        if let Err(e) = self.reserve(&user_key, settings.user_lockout, now).await {
-            self.store.lockout_release(&ip_key).await?;
-            self.record(
-                &record_name,
-                req.login_type,
-                "",
-                ctx,
-                false,
-                "account locked after too many failed logins",
-            )
-            .await;
-            metrics::counter!("portcullis_lockouts_total", "scope" => "account").increment(1);
-            return Err(e);
-        }
+        let ip_slot = match self.reserve(&ip_key, settings.ip_lockout, now).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.record(
+                    &record_name,
+                    req.login_type,
+                    "",
+                    ctx,
+                    false,
+                    "too many failed logins from this address",
+                )
+                .await;
+                metrics::counter!("portcullis_lockouts_total", "scope" => "address").increment(1);
+                return Err(e);
+            }
+        };
+        let user_slot = match self.reserve(&user_key, settings.user_lockout, now).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                ip_slot.release().await?;
+                self.record(
+                    &record_name,
+                    req.login_type,
+                    "",
+                    ctx,
+                    false,
+                    "account locked after too many failed logins",
+                )
+                .await;
+                metrics::counter!("portcullis_lockouts_total", "scope" => "account").increment(1);
+                return Err(e);
+            }
+        };
 
         if !login.eq_ignore_ascii_case("admin") {
-            let outcome = self.try_password_providers(req, ctx).await;
-            if matches!(outcome, Ok(Some(_)) | Err(AuthError::AccountDisabled)) {
-                // The person proved the password to a provider: the slots are given back.
-                self.store.lockout_release(&user_key).await?;
-                self.store.lockout_release(&ip_key).await?;
-            }
-            match outcome {
-                Ok(Some(tokens)) => return Ok(PasswordOutcome::Provider(tokens)),
+            // A provider's answer or error settles the attempt: the person proved the
+            // password to a provider, or nothing was proved (an unreachable provider); either
+            // way the slots are given back (also when this returns early on an error).
+            match self.try_password_providers(req, ctx).await {
                 Ok(None) => {}
-                Err(e) => return Err(e),
+                Ok(Some(tokens)) => {
+                    user_slot.release().await?;
+                    ip_slot.release().await?;
+                    return Ok(PasswordOutcome::Provider(tokens));
+                }
+                Err(e) => {
+                    user_slot.release().await?;
+                    ip_slot.release().await?;
+                    return Err(e);
+                }
             }
         }
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !verify_password(req.password, hash).await {
             let now = self.now_ms();
-            let locked = self
-                .store
-                .lockout_fail(&user_key, settings.user_lockout, now)
-                .await?;
-            self.store
-                .lockout_fail(&ip_key, settings.ip_lockout, now)
-                .await?;
+            let locked = user_slot.fail(settings.user_lockout, now).await?;
+            ip_slot.fail(settings.ip_lockout, now).await?;
             if locked.is_some() {
                 tracing::warn!(user = %record_name, "account locked after too many failed logins");
             }
@@ -240,8 +248,8 @@ impl Engine {
             return Err(AuthError::InvalidCredentials);
         }
         // The password was right: the slots are given back.
-        self.store.lockout_release(&user_key).await?;
-        self.store.lockout_release(&ip_key).await?;
+        user_slot.release().await?;
+        ip_slot.release().await?;
         if let Some(old) = hash.filter(|h| crate::password::is_bcrypt(h)) {
             self.upgrade_bcrypt(&record_name, old, req.password).await;
         }

@@ -181,6 +181,15 @@ pub trait OAuthProvider: Send + Sync {
     /// with `code_challenge_method=S256`) when the provider [supports PKCE](Self::supports_pkce). No network I/O.
     fn authorization_url(&self, req: &AuthorizationRequest) -> Result<Url, ProviderError>;
 
+    /// Gets the provider ready to build an authorization URL: the network I/O the URL depends
+    /// on, such as OpenID Connect discovery, bounded by the upstream timeout. The server calls it
+    /// before every [`authorization_url`](Self::authorization_url); a failure is classified as
+    /// [`ProviderError`] documents (an unreachable upstream is [`ProviderError::Upstream`]). The
+    /// default does nothing.
+    async fn prepare(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Whether the server should generate a PKCE pair for this provider and pass the verifier to
     /// [`exchange`](Self::exchange).
     fn supports_pkce(&self) -> bool;

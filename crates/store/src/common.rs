@@ -387,14 +387,10 @@ pub(crate) fn lockout_reserve(
         counter.failures += 1;
         (LockoutDecision::Allowed, Some(counter))
     } else {
-        // Every slot of this window is taken by failures or attempts in flight. `current` only
-        // starts a fresh window (failures 0) so this is the stored counter, unchanged.
-        (
-            LockoutDecision::Locked {
-                until: counter.window_start.saturating_add(window),
-            },
-            None,
-        )
+        // Every slot of this window is taken by failures and attempts in flight, and it is not
+        // locked (the failure that fills the window locks it), so some attempt is in flight.
+        // `current` only starts a fresh window (failures 0), so the stored counter is unchanged.
+        (LockoutDecision::Busy, None)
     }
 }
 
@@ -507,7 +503,7 @@ mod tests {
         let full = Counter { failures: 3, ..c };
         assert_eq!(
             lockout_reserve(Some(full), POLICY, 500),
-            (LockoutDecision::Locked { until: 1_100 }, None)
+            (LockoutDecision::Busy, None)
         );
         // The window is over: a fresh one starts.
         let (d, c) = lockout_reserve(Some(full), POLICY, 1_100);

@@ -47,12 +47,30 @@ impl StoreError {
                 | sqlx::Error::Protocol(_)
                 | sqlx::Error::WorkerCrashed,
             ) => true,
-            // SQLSTATE class 08 (connection exception) and 57P (the server is shutting down,
-            // restarting or refusing connections).
-            StoreError::Database(sqlx::Error::Database(e)) => e
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                if let Some(sqlite) = e.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    return sqlite_unavailable(sqlite);
+                }
+                // SQLSTATE class 08 (connection exception), 53 (insufficient resources: disk
+                // full, out of memory, too many connections) and 57P (the server is shutting
+                // down, restarting or refusing connections).
+                e.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+                })
+            }
             _ => false,
         }
     }
+}
+
+/// SQLite's transient failures, by primary result code (the low byte of the extended code):
+/// `SQLITE_BUSY` (5, the busy timeout ran out), `SQLITE_IOERR` (10), `SQLITE_FULL` (13, the
+/// disk is full) and `SQLITE_CANTOPEN` (14). The database is intact; the write did not happen.
+fn sqlite_unavailable(e: &sqlx::sqlite::SqliteError) -> bool {
+    use sqlx::error::DatabaseError as _;
+    let primary = e
+        .code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff);
+    matches!(primary, Some(5 | 10 | 13 | 14))
 }

@@ -162,6 +162,10 @@ pub enum LockoutDecision {
         /// When the lock ends.
         until: UnixMillis,
     },
+    /// Not locked, but every slot of the window is taken and some by attempts still in flight:
+    /// one is free again as soon as such an attempt ends (succeeds, or fails and locks). The
+    /// caller may try again shortly; nothing was reserved.
+    Busy,
 }
 
 /// Parameters of a failure-counting window.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 
@@ -128,6 +129,7 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(30))
+            .before_acquire(|conn, _| Box::pin(not_stuck_in_a_transaction(conn)))
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
@@ -139,6 +141,7 @@ impl SqliteStore {
 
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .before_acquire(|conn, _| Box::pin(not_stuck_in_a_transaction(conn)))
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
         Ok(SqliteStore {
@@ -878,4 +881,26 @@ impl Store for SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Whether a pooled connection may be handed out: not when it is stuck in a transaction.
+///
+/// Works around sqlx 0.9's SQLite worker: when `COMMIT` fails with `SQLITE_FULL` or an I/O error,
+/// SQLite has already rolled the transaction back, so the `ROLLBACK` sqlx sends when the
+/// transaction is dropped fails too and the worker keeps a transaction depth of 1 forever; every
+/// later `BEGIN` on that connection would fail ("begin_with at non-zero transaction depth"). Such a
+/// connection is closed instead (the pool opens a new one). The ping goes through the
+/// connection's command queue, behind any rollback a dropped transaction queued, so a connection
+/// whose rollback is merely pending is kept.
+async fn not_stuck_in_a_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    let stuck = conn.is_in_transaction();
+    if stuck {
+        tracing::warn!("closing a SQLite connection left inside a failed transaction");
+    }
+    Ok(!stuck)
 }

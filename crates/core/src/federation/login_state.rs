@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use portcullis_idp::{AuthorizationRequest, CallbackRequest, OAuthProvider};
+use portcullis_idp::{AuthorizationRequest, CallbackRequest, OAuthProvider, ProviderError};
 use portcullis_store::LoginState;
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -138,12 +138,19 @@ impl Engine {
         };
         let nonce = random_id();
         request = request.with_nonce(nonce.clone());
-        let authorization_url = provider.authorization_url(&request).map_err(|e| {
+        // An upstream failure here is a discovery that has not succeeded (502, retried on the
+        // next login); anything else is this server's configuration of the provider.
+        let unusable = |e: ProviderError| {
             tracing::error!(provider = name, error = %e, "building the authorization URL failed");
-            FederationError::ProviderUnavailable(Reason::ProviderMisconfigured {
-                provider: name.to_owned(),
-            })
-        })?;
+            let provider = name.to_owned();
+            if e.is_upstream() {
+                FederationError::Upstream(Reason::ProviderFailed { provider })
+            } else {
+                FederationError::ProviderUnavailable(Reason::ProviderMisconfigured { provider })
+            }
+        };
+        provider.prepare().await.map_err(unusable)?;
+        let authorization_url = provider.authorization_url(&request).map_err(unusable)?;
         let state = LoginState {
             id: id.clone(),
             provider: name.to_owned(),

@@ -62,7 +62,7 @@ pub struct AuthRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeError {
     /// Shown to the user as a page: the client or redirect URI cannot be trusted.
-    Page(String),
+    Page(Untrusted),
     /// Sent back to the client's redirect URI.
     Redirect {
         /// The client's checked redirect URI.
@@ -74,6 +74,31 @@ pub enum AuthorizeError {
         /// `error_description`.
         description: String,
     },
+}
+
+/// Why an authorization request cannot be answered with a redirect (the page says it in the
+/// browser's language; `Display` is the English of logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// No `client_id`.
+    NoClientId,
+    /// The `client_id` names no configured client.
+    UnknownClient,
+    /// The `redirect_uri` is not one of the client's.
+    RedirectUriNotRegistered,
+    /// No `redirect_uri`, and the client has no single one to default to.
+    NoRedirectUri,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NoClientId => "The request has no client_id.",
+            Self::UnknownClient => "The client_id is unknown: no such client is configured.",
+            Self::RedirectUriNotRegistered => "The redirect_uri is not registered for this client.",
+            Self::NoRedirectUri => "The request has no redirect_uri.",
+        })
+    }
 }
 
 /// A browser's logged-in session (from the session cookie).
@@ -106,18 +131,18 @@ impl Engine {
         params: BTreeMap<String, String>,
     ) -> Result<AuthRequest, AuthorizeError> {
         let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
-        let page = |m: &str| AuthorizeError::Page(m.to_owned());
-        let client_id = get("client_id").ok_or_else(|| page("The request has no client_id."))?;
+        let page = AuthorizeError::Page;
+        let client_id = get("client_id").ok_or(page(Untrusted::NoClientId))?;
         let settings = self.settings();
         let client = settings
             .client(client_id)
             .cloned()
-            .ok_or_else(|| page("The client_id is unknown: no such client is configured."))?;
+            .ok_or(page(Untrusted::UnknownClient))?;
         let scope_text = get("scope").unwrap_or("");
         let requested = Scopes::parse(scope_text);
         let (redirect_uri, given) = match get("redirect_uri") {
             Some(uri) if redirect_allowed(&client, uri) => (uri.to_owned(), true),
-            Some(_) => return Err(page("The redirect_uri is not registered for this client.")),
+            Some(_) => return Err(page(Untrusted::RedirectUriNotRegistered)),
             None => {
                 let fixed: Vec<&String> = client
                     .redirect_uris
@@ -126,7 +151,7 @@ impl Engine {
                     .collect();
                 match fixed.as_slice() {
                     [only] if !requested.has("openid") => ((*only).clone(), false),
-                    _ => return Err(page("The request has no redirect_uri.")),
+                    _ => return Err(page(Untrusted::NoRedirectUri)),
                 }
             }
         };

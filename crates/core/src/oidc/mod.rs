@@ -28,7 +28,7 @@ use url::Url;
 
 use crate::error::{AuthError, CoreError};
 
-pub use authorize::{AuthRequest, AuthorizeError, BrowserSession, Decision, Prompt};
+pub use authorize::{AuthRequest, AuthorizeError, BrowserSession, Decision, Prompt, Untrusted};
 pub use claims::Scopes;
 pub use codes::{CodeExchange, OidcTokens};
 pub use id_token::IdTokenHint;

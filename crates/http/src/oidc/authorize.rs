@@ -19,18 +19,33 @@ use crate::pages::{SESSION_COOKIE, cookie, public_path, redirect};
 use crate::request::{FormParams, require_form};
 use crate::ui::View;
 use crate::ui::csrf::csrf_ok;
+use crate::ui::reasons::untrusted_key;
 
-/// An error page (never a redirect: used when the client or redirect URI is not trusted).
-pub(crate) fn fail_page(
+/// The page for a parameter sent twice.
+fn duplicate_page(state: &AppState, view: &View, name: &str) -> Response {
+    let args = [("name", name)];
+    fail_page(
+        state,
+        view,
+        StatusCode::BAD_REQUEST,
+        "refused_duplicate_param",
+        &args,
+    )
+}
+
+/// An error page (never a redirect: used when the client or redirect URI is not trusted). The
+/// message is the catalog text `key` in the page's language; the log line names the key.
+fn fail_page(
     state: &AppState,
     view: &View,
     status: StatusCode,
-    message: &str,
+    key: &str,
+    args: &[(&str, &str)],
 ) -> Response {
-    tracing::warn!(request_id = %view.request_id, status = status.as_u16(), error = message, "authorization request refused; error page shown");
+    tracing::warn!(request_id = %view.request_id, status = status.as_u16(), reason = key, "authorization request refused; error page shown");
     let ctx = serde_json::json!({
         "headline": view.text("kind_refused", &[]),
-        "message": message,
+        "message": view.text(key, args),
         "todo": view.text("todo_app", &[]),
     });
     state
@@ -40,7 +55,13 @@ pub(crate) fn fail_page(
 
 fn error_response(state: &AppState, view: &View, e: AuthorizeError) -> Response {
     match e {
-        AuthorizeError::Page(m) => fail_page(state, view, StatusCode::BAD_REQUEST, &m),
+        AuthorizeError::Page(why) => fail_page(
+            state,
+            view,
+            StatusCode::BAD_REQUEST,
+            untrusted_key(why),
+            &[],
+        ),
         AuthorizeError::Redirect {
             redirect_uri,
             state: st,
@@ -73,7 +94,7 @@ pub async fn authorize_get(
             params.remove("lang");
             run(&state, &view, params, &headers).await
         }
-        Err(m) => fail_page(&state, &view, StatusCode::BAD_REQUEST, &m),
+        Err(name) => duplicate_page(&state, &view, &name),
     }
 }
 
@@ -85,12 +106,17 @@ pub async fn authorize_post(
     body: Bytes,
 ) -> Response {
     if require_form(&headers).is_err() {
-        let m = "The request body must be application/x-www-form-urlencoded.";
-        return fail_page(&state, &view, StatusCode::BAD_REQUEST, m);
+        return fail_page(
+            &state,
+            &view,
+            StatusCode::BAD_REQUEST,
+            "refused_not_form",
+            &[],
+        );
     }
     match parse_params(&body) {
         Ok(params) => run(&state, &view, params, &headers).await,
-        Err(m) => fail_page(&state, &view, StatusCode::BAD_REQUEST, &m),
+        Err(name) => duplicate_page(&state, &view, &name),
     }
 }
 
@@ -142,7 +168,8 @@ fn respond(
                 state,
                 view,
                 StatusCode::UNAUTHORIZED,
-                "You are not logged in.",
+                "refused_not_logged_in",
+                &[],
             ),
         },
         Err(e) => error_response(state, view, e),
@@ -194,17 +221,16 @@ pub async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let bad = |m: &str| fail_page(&state, &view, StatusCode::BAD_REQUEST, m);
+    let unreadable = || fail_page(&state, &view, StatusCode::BAD_REQUEST, "err_form", &[]);
     let form = match require_form(&headers).and_then(|()| FormParams::parse(&body)) {
         Ok(f) => f,
-        Err(_) => return bad("The form could not be read."),
+        Err(_) => return unreadable(),
     };
     if !csrf_ok(&headers, &form) {
-        let m = "The form has expired or did not come from this site; start again from the application.";
-        return fail_page(&state, &view, StatusCode::FORBIDDEN, m);
+        return fail_page(&state, &view, StatusCode::FORBIDDEN, "refused_csrf", &[]);
     }
     let Ok(mut params) = parse_params(&body) else {
-        return bad("The form could not be read.");
+        return unreadable();
     };
     let decision = params.remove("decision");
     params.remove("csrf_token");

@@ -114,12 +114,13 @@ pub(crate) fn require_client(
         .ok_or_else(|| OidcError::InvalidClient("client authentication is required".into()).into())
 }
 
-/// Parses a query string or form body into a map, refusing a parameter sent twice.
+/// Parses a query string or form body into a map, refusing a parameter sent twice (the error
+/// is that parameter's name).
 pub fn parse_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(bytes) {
         if map.insert(k.clone().into_owned(), v.into_owned()).is_some() {
-            return Err(format!("The parameter {k:?} is included more than once."));
+            return Err(k.into_owned());
         }
     }
     Ok(map)

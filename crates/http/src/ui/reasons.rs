@@ -6,6 +6,7 @@
 
 use portcullis_core::federation::Reason;
 use portcullis_core::names::NameProblem;
+use portcullis_core::oidc::Untrusted;
 use portcullis_core::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordProblem};
 
 use super::i18n::Locale;
@@ -86,6 +87,16 @@ fn reason_message(r: &Reason) -> Message {
         Reason::LinkNeedsSession => ("reason_link_needs_session", vec![]),
         // Server-side details are in the log, never on the page.
         Reason::Internal(_) => ("err_internal", vec![]),
+    }
+}
+
+/// The catalog key of an authorization request refused on a page.
+pub fn untrusted_key(u: Untrusted) -> &'static str {
+    match u {
+        Untrusted::NoClientId => "refused_no_client_id",
+        Untrusted::UnknownClient => "refused_unknown_client",
+        Untrusted::RedirectUriNotRegistered => "refused_redirect_not_registered",
+        Untrusted::NoRedirectUri => "refused_no_redirect_uri",
     }
 }
 
@@ -182,6 +193,15 @@ mod tests {
         ] {
             all.push(password_message(&p));
         }
+        for u in [
+            Untrusted::NoClientId,
+            Untrusted::UnknownClient,
+            Untrusted::RedirectUriNotRegistered,
+            Untrusted::NoRedirectUri,
+        ] {
+            all.push((untrusted_key(u), vec![]));
+        }
+        all.push(("refused_duplicate_param", vec![("name", s())]));
         all
     }
 

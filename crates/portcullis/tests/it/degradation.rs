@@ -84,12 +84,29 @@ pub(crate) struct PrivateRedis {
     pub(crate) port: u16,
     /// TLS options; when set, the port speaks only TLS.
     tls: Vec<String>,
+    /// Other options (the ACL of the default user).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     pub(crate) fn start() -> PrivateRedis {
         Self::start_with(Vec::new())
+    }
+
+    /// Plain TCP, where the default user needs one of `passwords` (`AUTH password`).
+    pub(crate) fn start_with_passwords(passwords: &[&str]) -> PrivateRedis {
+        let mut acl = vec!["--user".to_owned(), "default".into(), "on".into()];
+        acl.extend(passwords.iter().map(|p| format!(">{p}")));
+        acl.extend(["~*".into(), "&*".into(), "+@all".into()]);
+        let mut r = PrivateRedis {
+            port: free_port(),
+            tls: Vec::new(),
+            extra: acl,
+            child: None,
+        };
+        r.restart();
+        r
     }
 
     /// TLS only on the port, with the server certificate and key (PEM files) `cert` and `key`;
@@ -107,14 +124,10 @@ impl PrivateRedis {
     }
 
     fn start_with(tls: Vec<String>) -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut r = PrivateRedis {
-            port,
+            port: free_port(),
             tls,
+            extra: Vec::new(),
             child: None,
         };
         r.restart();
@@ -132,6 +145,7 @@ impl PrivateRedis {
             .args(listen)
             .args(["--bind", "127.0.0.1"])
             .args(&self.tls)
+            .args(&self.extra)
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -154,6 +168,15 @@ impl PrivateRedis {
             let _ = c.wait();
         }
     }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for PrivateRedis {

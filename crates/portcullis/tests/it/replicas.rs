@@ -123,6 +123,83 @@ async fn concurrent_guesses_never_exceed_the_limit() {
     );
 }
 
+/// Correct logins of one account at once, four times the lockout limit: each waits for a slot
+/// that an attempt in flight holds, and all get in; nothing is locked or counted as a failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_correct_logins_beyond_the_limit_all_succeed() {
+    let b = backend(true).await;
+    let server = start(Some(config(true)), &b);
+    add_user(&server, &["nora", "--password", "nora-Passw0rd"]);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let url = server.url("/oauth/token");
+        tasks.push(tokio::spawn(async move {
+            let form = [
+                ("grant_type", "password"),
+                ("username", "nora"),
+                ("password", "nora-Passw0rd"),
+            ];
+            let resp = http().post(url).form(&form).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    // No failure was counted: three wrong passwords still lock, not fewer.
+    for expected in [400, 400, 400, 429] {
+        let (status, _, body) = password_login(&server, "nora", "wrong").await;
+        assert_eq!(status, expected, "{body}");
+    }
+}
+
+/// Logins whose client goes away while the password is checked give their lockout slots back:
+/// eight such attempts against a limit of three, the clients gone while attempts hold the
+/// account's slots, leave the account usable with no failure counted (before, each cancelled
+/// attempt kept its slot for the whole window, and the account answered 429).
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_logins_give_their_lockout_slots_back() {
+    use tokio::io::AsyncWriteExt;
+    let b = backend(true).await;
+    let Backend::Postgres(db_url) = b.backend.clone() else {
+        unreachable!("backend(true) is PostgreSQL")
+    };
+    let server = start(Some(config(true)), &b);
+    add_user(&server, &["olga", "--password", "olga-Passw0rd"]);
+    let db = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = "grant_type=password&username=olga&password=olga-Passw0rd";
+    let request = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut sockets = Vec::new();
+    for _ in 0..8 {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        sockets.push(socket);
+    }
+    // Attempts hold slots (reserved, the hash not yet done): now the clients go away.
+    eventually(Duration::from_secs(20), "attempts in flight", || async {
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT failures FROM lockouts WHERE lock_key = 'user:olga'")
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        held.is_some_and(|n| n > 0).then_some(())
+    })
+    .await
+    .unwrap();
+    drop(sockets);
+    let (status, _, body) = password_login(&server, "olga", "olga-Passw0rd").await;
+    assert_eq!(status, 200, "{body}");
+    for expected in [400, 400, 400, 429] {
+        let (status, _, body) = password_login(&server, "olga", "wrong").await;
+        assert_eq!(status, expected, "{body}");
+    }
+}
+
 /// The standard test configuration with a different access-token lifetime and, optionally, an
 /// identity-provider list (YAML lines under `identityProviders:`).
 fn config_with(max_age: &str, providers: &str) -> String {

@@ -18,7 +18,8 @@ use url::Url;
 use super::jwks::{self, Jwks};
 use crate::http::{self, excerpt};
 
-/// The least time between two background discovery attempts started by `authorization_url`.
+/// The least time between two discovery attempts after a failure (and between two background
+/// attempts started by `authorization_url`).
 pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The upstream's endpoints and capabilities, from discovery or configuration.
@@ -54,7 +55,8 @@ pub(crate) struct Discovery {
     http: Client,
     cached: RwLock<Option<Arc<Endpoints>>>,
     last_attempt: Mutex<Option<Instant>>,
-    last_error: Mutex<Option<String>>,
+    /// When the last attempt failed, and why.
+    last_error: Mutex<Option<(Instant, String)>>,
     fetch: tokio::sync::Mutex<()>,
 }
 
@@ -117,15 +119,17 @@ impl Discovery {
             .last_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| "it has not completed yet".into());
+            .as_ref()
+            .map_or_else(|| "it has not completed yet".into(), |(_, why)| why.clone());
         ProviderError::upstream(format!(
             "OpenID Connect discovery at {} has not succeeded: {why}; it is retried on the next login",
             self.url
         ))
     }
 
-    /// The endpoints, discovering them now if needed (single-flight).
+    /// The endpoints, discovering them now if needed: single-flight (a caller arriving during
+    /// an attempt waits for it), and at most one attempt per [`RETRY_INTERVAL`] after a failure
+    /// (a caller within it gets the failure at once).
     pub async fn get(&self) -> Result<Arc<Endpoints>, ProviderError> {
         if let Some(e) = self.cached() {
             return Ok(e);
@@ -133,6 +137,15 @@ impl Discovery {
         let _guard = self.fetch.lock().await;
         if let Some(e) = self.cached() {
             return Ok(e);
+        }
+        let failed_recently = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < RETRY_INTERVAL);
+        if failed_recently {
+            return Err(self.not_ready());
         }
         *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         match self.discover().await {
@@ -144,7 +157,8 @@ impl Discovery {
                 Ok(endpoints)
             }
             Err(e) => {
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), e.to_string()));
                 Err(e)
             }
         }

@@ -300,6 +300,12 @@ impl OAuthProvider for OidcIdentityProvider {
         }
     }
 
+    /// Waits for discovery (started when the provider was built) or retries it, so the first
+    /// login after a start, or after the upstream comes back, does not fail.
+    async fn prepare(&self) -> Result<(), ProviderError> {
+        self.endpoints().await.map(|_| ())
+    }
+
     fn supports_pkce(&self) -> bool {
         self.pkce
     }

@@ -65,14 +65,16 @@ fn spell(key: &str, s: Spelling) -> String {
     }
 }
 
-/// The signing key of the OIDC tests, indented as a YAML block scalar.
-fn sign_key_block() -> String {
+/// The signing key of the OIDC tests as `signKeyData` wants it: the base64 of the PEM file.
+fn sign_key_data() -> String {
+    use base64::Engine as _;
     let pem = include_str!("../oidc/testdata/sign-key-pkcs1.pem");
-    pem.lines().map(|l| format!("      {l}\n")).collect()
+    base64::engine::general_purpose::STANDARD.encode(pem)
 }
 
-/// A kubesphere.yaml with every secret, its keys spelt `s`, and the database `db_url`.
-fn all_secrets_yaml(s: Spelling, db_url: &str) -> String {
+/// A kubesphere.yaml with every secret, its keys spelt `s`, the database `db_url` and Redis on
+/// `redis_port` (both Redis passwords are real: the private Redis wants one of them).
+fn all_secrets_yaml(s: Spelling, db_url: &str, redis_port: u16) -> String {
     let k = |key: &str| spell(key, s);
     format!(
         r#"
@@ -82,8 +84,8 @@ authentication:
   authenticateRateLimiterMaxTries: 100
   oauthOptions:
     accessTokenMaxAge: 1h
-    {sign}: |
-{sign_v}    clients:
+    {sign}: "{sign_v}"
+    clients:
     - name: app
       {secret}: "{client_v}"
       redirectURIs: ["http://127.0.0.1:5555/cb"]
@@ -107,17 +109,17 @@ authentication:
         mailAttribute: mail
 redis:
   host: 127.0.0.1
-  port: 6379
+  port: {redis_port}
   {password}: "{redis_v}"
 portcullis:
   publicURL: {PUBLIC}
   {database}: "{db_url}"
-  {redis}: "redis://:{redisurl_v}@127.0.0.1:6379/0"
+  {redis}: "redis://:{redisurl_v}@127.0.0.1:{redis_port}/0"
 "#,
         jwt = k("jwtSecret"),
         jwt_v = value("authentication.jwtSecret"),
         sign = k("signKeyData"),
-        sign_v = sign_key_block(),
+        sign_v = sign_key_data(),
         secret = k("secret"),
         client_v = value("authentication.oauthOptions.clients"),
         client_secret = k("clientSecret"),
@@ -144,7 +146,6 @@ fn assert_clean(text: &str, more: &[&str], what: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails: the all-secrets server does not start in this test, and its password and refresh grants send no client credentials although clients are configured (issue 9 stays open)"]
 async fn secrets_in_every_spelling_never_reach_logs_or_the_config_endpoint() {
     for spelling in [Spelling::Documented, Spelling::Lower, Spelling::Upper] {
         let db = PgDatabase::create()
@@ -156,14 +157,22 @@ async fn secrets_in_every_spelling_never_reach_logs_or_the_config_endpoint() {
             1,
         );
         assert!(db_url.contains(value("portcullis.database")), "{db_url}");
-        let mut opts = ServerOptions::new(bin(), Some(all_secrets_yaml(spelling, &db_url)));
+        let redis = crate::degradation::PrivateRedis::start_with_passwords(&[
+            value("redis.password"),
+            value("portcullis.redis"),
+        ]);
+        let yaml = all_secrets_yaml(spelling, &db_url, redis.port);
+        let mut opts = ServerOptions::new(bin(), Some(yaml));
         opts.env.push(("RUST_LOG".into(), "trace".into()));
         opts.env
             .push(("PORTCULLIS_ADMIN_PASSWORD".into(), ADMIN_SECRET.into()));
         let server = Server::start(opts).expect("server starts");
         add_user(&server, &["alice", "--password", USER_PASSWORD]);
         let seen = exercise(&server).await;
-        let more: Vec<&str> = seen.iter().map(String::as_str).collect();
+        // signKeyData as written in the file (base64), a 40-character piece of it, and the key.
+        let key_data = sign_key_data();
+        let mut more: Vec<&str> = seen.iter().map(String::as_str).collect();
+        more.extend([key_data.as_str(), &key_data[200..240]]);
 
         // The public configuration: no secret value, no secret key.
         let cfg = http()
@@ -211,21 +220,48 @@ async fn secrets_in_every_spelling_never_reach_logs_or_the_config_endpoint() {
         );
         drop(server);
         drop(db);
+        drop(redis);
     }
+}
+
+/// A password grant through the client `app` of the all-secrets configuration.
+async fn app_login(
+    server: &Server,
+    user: &str,
+    password: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let form = [
+        ("grant_type", "password"),
+        ("username", user),
+        ("password", password),
+        ("client_id", "app"),
+        (
+            "client_secret",
+            value("authentication.oauthOptions.clients"),
+        ),
+    ];
+    token(server, &form).await
 }
 
 /// Logins, refresh, TokenReview, the sign-in page, a federated start, an LDAP login that fails
 /// to connect, logout. Returns the tokens and cookies seen, which must not be logged either.
 async fn exercise(server: &Server) -> Vec<String> {
     let mut seen = Vec::new();
-    let (status, _, body) = password_login(server, "alice", USER_PASSWORD).await;
+    // With clients configured, the token endpoint wants a client (here in the form).
+    let client = value("authentication.oauthOptions.clients");
+    let (status, _, body) = app_login(server, "alice", USER_PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
     assert!(is_authenticated(server, &access).await);
     let (status, _, body) = token(
         server,
-        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "app"),
+            ("client_secret", client),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -235,7 +271,6 @@ async fn exercise(server: &Server) -> Vec<String> {
         body["refresh_token"].as_str().unwrap().to_owned(),
     ]);
     // The client secret through Basic and form authentication, right and wrong.
-    let client = value("authentication.oauthOptions.clients");
     let resp = http()
         .post(server.url("/oauth/token"))
         .basic_auth("app", Some(client))
@@ -262,7 +297,7 @@ async fn exercise(server: &Server) -> Vec<String> {
     assert_eq!(status, 400);
     seen.push("wrong-SEKRIT-9".to_owned());
     // An unknown name goes to LDAP, which cannot be reached: an error with no password in it.
-    let (status, _, _) = password_login(server, "ldap-only-user", "ldap-user-SEKRIT-10").await;
+    let (status, _, _) = app_login(server, "ldap-only-user", "ldap-user-SEKRIT-10").await;
     assert_eq!(status, 400);
     seen.push("ldap-user-SEKRIT-10".to_owned());
     // The pages: CSRF and session cookies, a federated start.
@@ -287,7 +322,7 @@ async fn exercise(server: &Server) -> Vec<String> {
     let state_cookie = br.cookie("portcullis_login_state").unwrap();
     seen.extend([csrf, session, state_cookie]);
     // The admin's password from the environment, and logout.
-    let (status, _, body) = password_login(server, "admin", ADMIN_SECRET).await;
+    let (status, _, body) = app_login(server, "admin", ADMIN_SECRET).await;
     assert_eq!(status, 200, "{body}");
     seen.push(body["access_token"].as_str().unwrap().to_owned());
     let resp = http()
@@ -322,7 +357,7 @@ fn check_config(file: &Path, env: &[(&str, &str)]) -> (bool, String) {
 fn config_errors_never_quote_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kubesphere.yaml");
-    let good = all_secrets_yaml(Spelling::Documented, "sqlite://x.db");
+    let good = all_secrets_yaml(Spelling::Documented, "sqlite://x.db", 6379);
     // Each secret key broken in several ways, in each spelling: errors on the secret's own line.
     let lines = [
         ("jwtSecret", "jwt-SEKRIT-0123456789abcdef"),
@@ -385,14 +420,21 @@ fn verifies_with(token: &str, secret: &str) -> bool {
     jsonwebtoken::decode::<Value>(token, &key, &validation).is_ok()
 }
 
+/// The admin's access token, through the client `app` (its secret comes from the environment).
 async fn admin_access(server: &Server) -> String {
-    let (status, _, body) = password_login(server, "admin", ADMIN_SECRET).await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", ADMIN_SECRET),
+        ("client_id", "app"),
+        ("client_secret", "env-client-SEKRIT-1"),
+    ];
+    let (status, _, body) = token(server, &form).await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails: its admin password grant sends no client credentials although a client is configured (401); the ${file:}/${env:} resolution itself is covered by crates/config's secret_ref tests (issue 9 stays open)"]
 async fn secrets_from_files_and_the_environment() {
     use std::os::unix::fs::symlink;
     // A mounted Kubernetes Secret: `jwtSecret -> ..data/jwtSecret`, `..data -> ..v1`.

@@ -24,7 +24,6 @@ fn fill(path: &std::path::Path) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails: on a full disk logins answer 500 server_error, not 503 (a bug found, not fixed yet)"]
 async fn sqlite_disk_full_fails_cleanly_and_recovers() {
     let Some(mount) = TmpfsMount::new("4m") else {
         return;

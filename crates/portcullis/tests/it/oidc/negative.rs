@@ -74,6 +74,101 @@ async fn untrusted_client_or_redirect_uri_gets_a_page_never_a_redirect() {
     assert_eq!(resp.status(), 400);
 }
 
+/// The refused-request page speaks the browser's language; the English is the same text as the
+/// engine's own (logs, API).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_refused_page_follows_the_page_language() {
+    let (server, _b) = oidc_server(false, "").await;
+    let client = http();
+    let authorize = server.url("/oauth/authorize");
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "",
+            "请求中缺少 client_id。",
+            "The request has no client_id.",
+        ),
+        (
+            "client_id=nobody&redirect_uri=http%3A%2F%2F127.0.0.1%3A5555%2Fcb",
+            "client_id 无效：未配置该客户端。",
+            "The client_id is unknown: no such client is configured.",
+        ),
+        (
+            "client_id=app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            "该 redirect_uri 未登记在此客户端名下。",
+            "The redirect_uri is not registered for this client.",
+        ),
+        (
+            "client_id=app&scope=openid",
+            "请求中缺少 redirect_uri。",
+            "The request has no redirect_uri.",
+        ),
+        (
+            "client_id=app&client_id=other",
+            "参数“client_id”出现了不止一次。",
+            "The parameter “client_id” is included more than once.",
+        ),
+    ];
+    for (query, zh, en) in cases {
+        for (language, expected, absent) in [("zh-CN,zh;q=0.9", zh, en), ("en-US", en, zh)] {
+            let resp = client
+                .get(format!("{authorize}?{query}"))
+                .header("accept-language", language)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 400, "{query}");
+            assert!(resp.headers().get("location").is_none(), "{query}");
+            let body = resp.text().await.unwrap();
+            assert!(body.contains(expected), "{query} {language}: {body}");
+            assert!(!body.contains(absent), "{query} {language}: {body}");
+        }
+    }
+    let zh_page = client
+        .get(&authorize)
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for text in [
+        "<html lang=\"zh-CN\">",
+        "无法接受该应用的请求",
+        "请返回应用并重新开始。",
+    ] {
+        assert!(zh_page.contains(text), "{text}: {zh_page}");
+    }
+    // A POST that is not a form, and a consent answer without the CSRF cookie.
+    let not_form = client
+        .post(&authorize)
+        .header("accept-language", "zh-CN")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_form.status(), 400);
+    let body = not_form.text().await.unwrap();
+    assert!(
+        body.contains("请求正文必须为 application/x-www-form-urlencoded 格式。"),
+        "{body}"
+    );
+    let forged = client
+        .post(server.url("/oauth/authorize/consent"))
+        .header("accept-language", "zh-CN")
+        .form(&[("csrf_token", "forged"), ("client_id", "app")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let body = forged.text().await.unwrap();
+    assert!(
+        body.contains("表单已过期或并非来自本站，请返回应用重新开始。"),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_go_back_to_the_client_with_state() {
     let (server, _b) = oidc_server(false, "").await;
