@@ -18,7 +18,9 @@
 # Usage: bench/run.sh            full run (ROUNDS=5, SLICE=3 s: about 12 minutes with the build done)
 #        QUICK=1 bench/run.sh    one round of 1-second slices, for developing the harness
 # Knobs: ROUNDS, SLICE (seconds), CONC (connections, default 32), FED_USERS (distinct upstream users,
-#        default 10000), STARTUP_RUNS, NO_PG=1 (SQLite only), NO_PEER=1 (no oidc-provider), NO_DOCS=1.
+#        default 10000), STARTUP_RUNS, NO_PG=1 (SQLite only), NO_PEER=1 (no oidc-provider), NO_DOCS=1,
+#        DB_CPU=N (pin the running PostgreSQL and Redis servers to CPU N for the run, as if they were
+#        on another host; their previous CPU sets are restored at exit).
 # Needs: wrk, taskset, curl, python3; node for oidc-provider; pg_isready/psql for PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,9 +68,21 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ -n "$PG_DB" ]; then psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true; fi
+  # DB_CPU: every thread of the database servers gets its CPU set back.
+  while read -r pid cpus; do taskset -a -p -c "$cpus" "$pid" >/dev/null 2>&1 || true; done <"$WORK/db_cpus" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+if [ -n "${DB_CPU:-}" ]; then
+  # The local database servers' processes (PostgreSQL's postmaster and backends, redis-server),
+  # by their exact process name; new backends inherit the postmaster's CPU set.
+  for pid in $(pgrep -x postgres; pgrep -x redis-server); do
+    echo "$pid $(taskset -p -c "$pid" | sed 's/.*: //')" >>"$WORK/db_cpus"
+    taskset -a -p -c "$DB_CPU" "$pid" >/dev/null
+  done
+  echo "== database servers pinned to CPU $DB_CPU ($(wc -l <"$WORK/db_cpus") processes)"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wait_for CMD...: polls CMD until it succeeds (20-second deadline).
@@ -259,6 +273,6 @@ fi
 cat >"$RAW/meta.json" <<JSON
 {"rounds": $ROUNDS, "slice_s": $SLICE, "concurrency": $CONC, "password_concurrency": $PW_CONC,
  "federated_users": $FED_USERS, "peer": $PEER, "binary_bytes": $(stat -c %s "$BIN/portcullis"),
- "command": "$( [ "${QUICK:-0}" = 1 ] && printf 'QUICK=1 ')ROUNDS=$ROUNDS SLICE=$SLICE CONC=$CONC bench/run.sh"}
+ "command": "$( [ "${QUICK:-0}" = 1 ] && printf 'QUICK=1 ')$( [ -n "${DB_CPU:-}" ] && printf "DB_CPU=%s " "$DB_CPU")ROUNDS=$ROUNDS SLICE=$SLICE CONC=$CONC bench/run.sh"}
 JSON
 "$VENV/bin/python" bench/report.py "$RAW" ${NO_DOCS:+--no-docs}
