@@ -15,11 +15,19 @@ fuzz_target!(|data: &[u8]| {
         "authentication.k8s.io/v1" | "authentication.k8s.io/v1beta1"
     ));
     assert!(!review.token.is_empty());
-    // Differential check against an untyped parse of the same body.
-    let value: serde_json::Value =
-        serde_json::from_slice(data).expect("a body the typed parser accepted is JSON");
-    assert_eq!(
-        value.pointer("/spec/token").and_then(|t| t.as_str()),
-        Some(&*review.token)
+    assert!(
+        std::str::from_utf8(data).is_ok(),
+        "an accepted body is UTF-8"
     );
+    // Differential check against an untyped parse of the same body. serde_json does not check
+    // `\u` escapes inside values the typed parser skips (`metadata`, unknown keys), so such a
+    // body may be accepted though the strict parse refuses it (the second finding of
+    // 2026-11-29, documented in docs/security.md); wherever the strict parse succeeds, both
+    // must agree on the token.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
+        assert_eq!(
+            value.pointer("/spec/token").and_then(|t| t.as_str()),
+            Some(&*review.token)
+        );
+    }
 });
