@@ -12,7 +12,7 @@ const ALICE: &str = "alice-Passw0rd";
 const BOB: &str = "bob-Passw0rd!";
 
 /// Signs `user` in through the sign-in form; returns the session cookie's token.
-async fn sign_in(br: &mut Browser, user: &str, password: &str) -> String {
+pub(crate) async fn sign_in(br: &mut Browser, user: &str, password: &str) -> String {
     let login = format!("{PUBLIC}/login");
     br.get(&login).await;
     let csrf = br.cookie("portcullis_csrf").unwrap();

@@ -17,6 +17,8 @@ mod kubesphere_redis;
 mod ldap_login;
 mod lifetime;
 mod logout;
+mod logout_tokens;
+mod methods;
 mod minted;
 mod oidc;
 // Trace export runs with the `otel` feature (`cargo test --workspace --all-features`); without
@@ -25,6 +27,8 @@ mod oidc;
 mod otel;
 #[cfg(not(feature = "otel"))]
 mod otel_off;
+mod page_headers;
+mod passwords;
 mod redis_tls;
 mod reload;
 mod replicas;

@@ -8,7 +8,12 @@ use super::*;
 
 /// What ks-console does for a button: the provider's authorize URL with `state=<name>` and the
 /// console's redirect URL; the provider answers with a redirect to the console carrying `code`.
-async fn console_code(auth_url: &str, client_id: &str, name: &str, login_as: &str) -> String {
+pub(super) async fn console_code(
+    auth_url: &str,
+    client_id: &str,
+    name: &str,
+    login_as: &str,
+) -> String {
     let redirect = format!("{CONSOLE}/oauth/redirect/{name}");
     let resp = http()
         .get(auth_url)

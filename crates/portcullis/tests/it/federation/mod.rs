@@ -12,6 +12,8 @@ mod failures;
 mod groups;
 mod harness;
 mod links;
+mod mixup;
+mod multiple_login;
 mod pages;
 mod startup;
 

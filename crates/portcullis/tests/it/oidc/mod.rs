@@ -13,6 +13,7 @@ mod flow;
 mod interop;
 mod keys;
 mod negative;
+mod userinfo_scope;
 
 use std::collections::HashMap;
 
