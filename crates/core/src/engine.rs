@@ -601,3 +601,7 @@ pub fn random_id() -> String {
     rand::fill(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -194,6 +194,56 @@ mod tests {
         assert!(!verify_password("wrong horse", Some(&h)).await);
     }
 
+    /// The salt and output of an argon2id PHC string (`$argon2id$v=19$m=..,t=..,p=..$SALT$HASH`),
+    /// parsed by hand (B64 is standard base64 without padding) so the test does not rest on the
+    /// library's own parser; the library's parse is then checked to agree.
+    fn phc_salt_and_output(phc: &str) -> (Vec<u8>, Vec<u8>) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let fields: Vec<&str> = phc.split('$').collect();
+        assert_eq!(fields.len(), 6, "{phc}");
+        assert_eq!(
+            (fields[0], fields[1], fields[2]),
+            ("", "argon2id", "v=19"),
+            "{phc}"
+        );
+        assert!(fields[3].starts_with("m=19456,t=2,p=1"), "{phc}");
+        let salt = b64.decode(fields[4]).unwrap();
+        let output = b64.decode(fields[5]).unwrap();
+        let parsed = PasswordHash::new(phc).unwrap();
+        assert_eq!(parsed.salt.as_deref(), Some(salt.as_slice()));
+        assert_eq!(
+            parsed.hash.as_ref().map(|h| h.as_bytes()),
+            Some(&output[..])
+        );
+        (salt, output)
+    }
+
+    /// ASVS 2.4.2: every hash gets its own random salt of at least 16 bytes (ASVS asks for 32
+    /// bits), so equal passwords never give equal hashes.
+    #[tokio::test]
+    async fn each_hash_of_one_password_has_its_own_16_byte_salt() {
+        let password = "correct horse battery";
+        let a = hash_password(password).await.unwrap();
+        let b = hash_password(password).await.unwrap();
+        assert_ne!(a, b, "two hashes of one password are equal");
+        let (salt_a, out_a) = phc_salt_and_output(&a);
+        let (salt_b, out_b) = phc_salt_and_output(&b);
+        assert!(salt_a.len() >= 16, "salt of {} bytes: {a}", salt_a.len());
+        assert!(salt_b.len() >= 16, "salt of {} bytes: {b}", salt_b.len());
+        assert_ne!(salt_a, salt_b, "the salt was reused");
+        assert_ne!(out_a, out_b);
+        assert!(verify_password(password, Some(&a)).await);
+        assert!(verify_password(password, Some(&b)).await);
+        assert!(!verify_password("correct horse batterx", Some(&a)).await);
+        // The salt is really an input: A's output under B's salt does not verify.
+        let mut fields: Vec<&str> = a.split('$').collect();
+        fields[4] = b.split('$').nth(4).unwrap();
+        let swapped = fields.join("$");
+        assert_ne!(swapped, a);
+        assert!(!verify_password_blocking(password, &swapped));
+    }
+
     #[test]
     fn kubesphere_default_admin_bcrypt_hash_verifies() {
         // A `$2a$10$` hash as Go's bcrypt writes it (cost 10), of "P@88w0rd".

@@ -8,6 +8,9 @@
 //!   e-mail addresses), because a fake that is kinder than the real service hides bugs.
 //! * [`FaultProxy`]: a reverse proxy in front of any of them (or of a real peer) that makes chosen paths fail:
 //!   refused, held past the client's timeout, HTML, garbage, truncated JSON, a wrong content type, a huge body.
+//! * [`ScriptedUpstream`]: answers each path with a body the test writes byte for byte (XML with DTDs, oversized
+//!   or endless bodies framed with `Content-Length` or chunked) and records what was requested and how much of
+//!   each answer was written before the client went away.
 //! * Real third-party servers ([`peers`]): node `oidc-provider`, Debian's `slapd` and `django-cas-server`, started
 //!   by the tests themselves on free loopback ports and stopped by pid (`peers/ci-install.sh` installs them).
 //!
@@ -21,9 +24,11 @@ mod github;
 mod idaas;
 mod oauth2;
 pub mod peers;
+mod scripted;
 
 pub use common::{Mode, RecordedRequest, pkce_challenge_s256};
 pub use fault_proxy::{Fault, FaultProxy};
 pub use github::FakeGitHub;
 pub use idaas::FakeIdaas;
 pub use oauth2::{FakeOAuth2, FakeUser, Flavor};
+pub use scripted::{Answered, ENDLESS_LIMIT, Framing, Scripted, ScriptedUpstream};

@@ -1,11 +1,13 @@
 //! `CASIdentityProvider` against a real CAS server (`django-cas-server`, started by the tests): CAS 3 and CAS 2
 //! validation, released attributes, `state` carried in the service URL, bad and replayed tickets, an unreachable
-//! server, and option errors.
+//! server, and option errors; and, against a [`ScriptedUpstream`], answers carrying DTDs and entities.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use portcullis_idp::{AuthorizationRequest, CallbackRequest, OAuthProvider};
 use portcullis_test_upstreams::peers::cas::{self as peer, CasPeer};
+use portcullis_test_upstreams::{Scripted, ScriptedUpstream};
 use serde_json::{Value, json};
 
 use crate::support;
@@ -171,4 +173,180 @@ fn option_errors_name_the_key() {
             "{needle}: {e}"
         );
     }
+}
+
+/// A CAS 3 success for `user` with an `email` attribute, after `prolog` (a document type
+/// declaration).
+fn success_after(prolog: &str, user: &str, email: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+{prolog}
+<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+  <cas:authenticationSuccess>
+    <cas:user>{user}</cas:user>
+    <cas:attributes><cas:email>{email}</cas:email></cas:attributes>
+  </cas:authenticationSuccess>
+</cas:serviceResponse>"#
+    )
+}
+
+/// The classic entity bomb: `&lol9;` expands to 10^9 `lol`s, about 3 GB.
+fn billion_laughs() -> String {
+    let mut dtd = String::from("<!DOCTYPE cas:serviceResponse [\n  <!ENTITY lol0 \"lol\">\n");
+    for i in 1..=9 {
+        let previous = format!("&lol{};", i - 1).repeat(10);
+        dtd.push_str(&format!("  <!ENTITY lol{i} \"{previous}\">\n"));
+    }
+    dtd.push_str("]>");
+    dtd
+}
+
+/// The process's peak resident set size in KiB (Linux `VmHWM`), `None` elsewhere.
+fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// ASVS 5.5.2: a `serviceValidate` answer with a DTD never makes Portcullis expand an entity,
+/// read a file or fetch a URL. Entity references other than XML's five predefined ones (and
+/// character references) are refused with an error naming the entity: external entities naming
+/// `/etc/passwd` or a URL, in the user or in an attribute, an internal entity, a billion-laughs
+/// bomb, and entities an external DTD or a parameter entity would define. A DTD nobody refers to
+/// is skipped and the answer parses as without it. Each answer is handled in well under 5 s, the
+/// process's peak memory grows by less than 64 MiB (the bomb alone would need gigabytes), and
+/// the DTD and entity URLs are never requested.
+#[tokio::test]
+async fn dtds_and_entities_in_answers_are_never_expanded_or_fetched() {
+    support::init();
+    let cas = ScriptedUpstream::start().await;
+    let base = cas.base_url();
+    // What an attacker serves, should the parser ever fetch it.
+    cas.set(
+        "/evil.dtd",
+        Scripted::with_type(
+            "application/xml-dtd",
+            r#"<!ENTITY xxe SYSTEM "file:///etc/passwd">"#,
+        ),
+    );
+    cas.set("/xxe", Scripted::with_type("text/plain", "fetched-by-xxe"));
+    let p = provider(json!({"casServerURL": base, "redirectURL": SERVICE}));
+    let file_entity =
+        r#"<!DOCTYPE cas:serviceResponse [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>"#;
+    let url_entity =
+        format!(r#"<!DOCTYPE cas:serviceResponse [<!ENTITY xxe SYSTEM "{base}/xxe">]>"#);
+    let external_dtd = format!(r#"<!DOCTYPE cas:serviceResponse SYSTEM "{base}/evil.dtd">"#);
+    let parameter_entity = format!(
+        r#"<!DOCTYPE cas:serviceResponse [<!ENTITY % remote SYSTEM "{base}/evil.dtd"> %remote;]>"#
+    );
+    let internal = r#"<!DOCTYPE cas:serviceResponse [<!ENTITY who "admin">]>"#;
+    let bomb = billion_laughs();
+    let refused: [(&str, String, &str); 7] = [
+        (
+            "a file entity in the user",
+            success_after(file_entity, "&xxe;", "a@example.org"),
+            "&xxe;",
+        ),
+        (
+            "a file entity in an attribute",
+            success_after(file_entity, "alice", "&xxe;"),
+            "&xxe;",
+        ),
+        (
+            "a URL entity in the user",
+            success_after(&url_entity, "&xxe;", "a@example.org"),
+            "&xxe;",
+        ),
+        (
+            "an internal entity",
+            success_after(internal, "&who;", "a@example.org"),
+            "&who;",
+        ),
+        (
+            "a billion laughs",
+            success_after(&bomb, "&lol9;", "a@example.org"),
+            "&lol9;",
+        ),
+        (
+            "an entity of an external DTD",
+            success_after(&external_dtd, "&xxe;", "a@example.org"),
+            "&xxe;",
+        ),
+        (
+            "an entity of a parameter-entity DTD",
+            success_after(&parameter_entity, "&xxe;", "a@example.org"),
+            "&xxe;",
+        ),
+    ];
+    let skipped: [(&str, String); 4] = [
+        (
+            "an unused file entity",
+            success_after(file_entity, "alice", "alice@example.org"),
+        ),
+        (
+            "an external DTD",
+            success_after(&external_dtd, "alice", "alice@example.org"),
+        ),
+        (
+            "a parameter entity naming a DTD",
+            success_after(&parameter_entity, "alice", "alice@example.org"),
+        ),
+        (
+            "an unused billion laughs",
+            success_after(&bomb, "alice", "alice@example.org"),
+        ),
+    ];
+    let rss_before = peak_rss_kib();
+    let callback = CallbackRequest::from_query("ticket=ST-1&state=s");
+    for (what, body, entity) in &refused {
+        cas.set(
+            "/p3/serviceValidate",
+            Scripted::with_type("application/xml", body.as_str()),
+        );
+        let started = Instant::now();
+        let e = p.exchange(&callback).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}: slow");
+        let m = e.to_string();
+        assert!(
+            e.is_upstream() && m.contains(&format!("unknown XML entity {entity}")),
+            "{what}: {e}"
+        );
+        assert!(
+            !m.contains("root:") && !m.contains("fetched-by-xxe"),
+            "{what}: {e}"
+        );
+    }
+    for (what, body) in &skipped {
+        cas.set(
+            "/p3/serviceValidate",
+            Scripted::with_type("application/xml", body.as_str()),
+        );
+        let started = Instant::now();
+        let id = p
+            .exchange(&callback)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}: slow");
+        assert_eq!(id.user_id(), "alice", "{what}");
+        assert_eq!(id.email.as_deref(), Some("alice@example.org"), "{what}");
+    }
+    if let (Some(before), Some(after)) = (rss_before, peak_rss_kib()) {
+        assert!(
+            after.saturating_sub(before) < 64 * 1024,
+            "peak memory grew by {} KiB",
+            after - before
+        );
+    }
+    assert_eq!(
+        cas.requests("/p3/serviceValidate"),
+        refused.len() + skipped.len()
+    );
+    assert_eq!(cas.requests("/evil.dtd"), 0, "the DTD was fetched");
+    assert_eq!(cas.requests("/xxe"), 0, "the entity URL was fetched");
 }

@@ -4,6 +4,7 @@
 //! the helpers, `checks` the suite every built-in OAuth provider with a fake passes, the other modules the
 //! provider-specific behaviour.
 
+mod body_cap;
 mod cas;
 mod checks;
 mod generic;

@@ -1,6 +1,7 @@
 //! `OIDCIdentityProvider` against a real, OpenID-certified provider (node `oidc-provider`, started by the tests):
 //! RS256 and ES256, claims in the ID token or only at userinfo, nonce, PKCE, tampered tokens, key rotation, an
-//! upstream that is down when the provider is created, and option errors.
+//! upstream that is down when the provider is created, and option errors; and, against a [`ScriptedUpstream`],
+//! discovery documents naming another issuer.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use portcullis_idp::{
 };
 use portcullis_test_upstreams::peers::oidc::{self as peer, OidcPeer, REDIRECT_URI};
 use portcullis_test_upstreams::peers::token_proxy::{Tamper, TokenProxy};
-use portcullis_test_upstreams::pkce_challenge_s256;
+use portcullis_test_upstreams::{Scripted, ScriptedUpstream, pkce_challenge_s256};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -18,7 +19,7 @@ use crate::support;
 const TYPE: &str = "OIDCIdentityProvider";
 const VERIFIER: &str = "oidc-test-verifier-0123456789-0123456789-0123456789";
 
-fn shared() -> &'static OidcPeer {
+pub(crate) fn shared() -> &'static OidcPeer {
     support::init();
     OidcPeer::shared().unwrap_or_else(|e| panic!("{e}"))
 }
@@ -45,7 +46,7 @@ async fn authorization_url(p: &dyn OAuthProvider, req: &AuthorizationRequest) ->
 }
 
 /// Logs `login` in at the upstream and returns the callback the server would hand to `exchange`.
-async fn callback(p: &dyn OAuthProvider, login: &str) -> (Url, CallbackRequest) {
+pub(crate) async fn callback(p: &dyn OAuthProvider, login: &str) -> (Url, CallbackRequest) {
     let nonce = format!("nonce-{login}-{:?}", Instant::now());
     let req = AuthorizationRequest::new("state-1")
         .with_pkce_challenge(pkce_challenge_s256(VERIFIER))
@@ -60,7 +61,7 @@ async fn callback(p: &dyn OAuthProvider, login: &str) -> (Url, CallbackRequest) 
     (url, cb)
 }
 
-async fn login(p: &dyn OAuthProvider, who: &str) -> Result<Identity, ProviderError> {
+pub(crate) async fn login(p: &dyn OAuthProvider, who: &str) -> Result<Identity, ProviderError> {
     let (_, cb) = callback(p, who).await;
     p.exchange(&cb).await
 }
@@ -300,4 +301,104 @@ fn option_errors_name_the_key() {
             "{needle}: {e}"
         );
     }
+}
+
+const DISCOVERY: &str = "/.well-known/openid-configuration";
+
+/// A discovery document of an upstream at `base` that names `issuer` (no `issuer` member when
+/// `None`).
+fn discovery_document(base: &str, issuer: Option<&str>) -> Value {
+    let mut doc = json!({
+        "authorization_endpoint": format!("{base}/auth"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/jwks"),
+        "userinfo_endpoint": format!("{base}/me"),
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    if let Some(issuer) = issuer {
+        doc["issuer"] = json!(issuer);
+    }
+    doc
+}
+
+/// ASVS 5.0 10.5.3, OpenID Connect Discovery §4.3: a discovery document whose `issuer` is not
+/// the configured `issuer` (another host, port, scheme or path, or none at all) is refused, and
+/// the login fails at each of its steps (waiting for discovery, the login URL, the code exchange)
+/// with an error that names both issuers. Nothing else is ever requested from that upstream: no
+/// code is exchanged and no key is fetched.
+#[tokio::test]
+async fn discovery_naming_another_issuer_is_refused() {
+    support::init();
+    let op = ScriptedUpstream::start().await;
+    let base = op.base_url();
+    for (what, claimed) in [
+        (
+            "another host",
+            Some("https://accounts.evil.example".to_owned()),
+        ),
+        ("another port", Some(support::closed_port_url())),
+        (
+            "another scheme",
+            Some(base.replacen("http://", "https://", 1)),
+        ),
+        ("another path", Some(format!("{base}/tenant"))),
+        ("no issuer", None),
+    ] {
+        op.set(
+            DISCOVERY,
+            Scripted::json(discovery_document(&base, claimed.as_deref()).to_string()),
+        );
+        let p = provider(options(&base, "rs256"));
+        let named = format!(
+            "names issuer {:?}, but option `issuer` is {base:?}; they must be equal",
+            claimed.as_deref().unwrap_or("")
+        );
+        let e = p.prepare().await.unwrap_err();
+        assert!(e.to_string().contains(&named), "{what}: {e}");
+        let e = p
+            .authorization_url(&AuthorizationRequest::new("s"))
+            .unwrap_err();
+        assert!(e.to_string().contains(&named), "{what}: {e}");
+        let e = p
+            .exchange(&CallbackRequest::from_query("code=c&state=s"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&named), "{what}: {e}");
+        assert!(p.public_options().get("endpoint").is_none(), "{what}");
+    }
+    assert_eq!(op.requested_paths(), vec![DISCOVERY.to_owned()]);
+}
+
+/// The trailing-slash choice: the configured `issuer` and the document's are compared with
+/// trailing slashes removed, so `https://op` and `https://op/` are one issuer (the document is
+/// fetched from the same URL either way, and an upstream's two spellings are a common
+/// misconfiguration, not an attack); anything else must be equal. ID tokens are then checked
+/// against the document's own spelling: with the real upstream configured with a slash its
+/// issuer does not have, the whole login works.
+#[tokio::test]
+async fn discovery_issuer_may_differ_only_by_a_trailing_slash() {
+    support::init();
+    let op = ScriptedUpstream::start().await;
+    let base = op.base_url();
+    for (configured, claimed) in [
+        (base.clone(), format!("{base}/")),
+        (format!("{base}/"), base.clone()),
+    ] {
+        op.set(
+            DISCOVERY,
+            Scripted::json(discovery_document(&base, Some(&claimed)).to_string()),
+        );
+        let p = provider(options(&configured, "rs256"));
+        p.prepare()
+            .await
+            .unwrap_or_else(|e| panic!("{configured} / {claimed}: {e}"));
+        let url = p
+            .authorization_url(&AuthorizationRequest::new("s"))
+            .unwrap();
+        assert!(url.as_str().starts_with(&format!("{base}/auth?")), "{url}");
+    }
+    let issuer = &shared().conform;
+    assert!(!issuer.ends_with('/'), "{issuer}");
+    let p = provider(options(&format!("{issuer}/"), "rs256"));
+    assert_eq!(login(&*p, "alice").await.unwrap().user_id(), "alice");
 }
