@@ -149,14 +149,14 @@ impl Engine {
         let policy = self.settings().user_lockout;
         let key = format!("user:{user}");
         let now = self.now_ms();
-        let slot = match self.reserve_slot(&key, policy, now).await? {
+        let slot = match self.reserve_slot(&[(&key, policy)], now).await? {
             Reserved::Slot(slot) => slot,
-            Reserved::Locked(until) => {
+            Reserved::Locked { until, .. } => {
                 return Err(PasswordChangeError::Locked(((until - now) + 999) / 1000));
             }
         };
         if !verify_password(current, Some(hash)).await {
-            slot.fail(policy, self.now_ms()).await?;
+            slot.fail(self.now_ms()).await?;
             self.record(
                 user,
                 "Token",

@@ -18,30 +18,33 @@ use crate::engine::Engine;
 /// of 5, 10, 20, 40, then 50 ms.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
 
-/// A reserved slot of one lockout key; see the module documentation.
+/// A reserved slot of each of one attempt's lockout keys; see the module documentation.
 #[must_use = "a slot must be settled with `fail` or `release`"]
 pub(crate) struct Slot {
     store: Arc<dyn Store>,
-    key: String,
+    keys: Vec<(String, LockoutPolicy)>,
     settled: bool,
 }
 
 impl Slot {
-    /// Counts the attempt as a failure; the lock end when the key is now locked.
-    pub async fn fail(
-        mut self,
-        policy: LockoutPolicy,
-        now: UnixMillis,
-    ) -> Result<Option<UnixMillis>, StoreError> {
+    /// Counts the attempt as a failure of every key; per key, the lock end when it is now locked.
+    pub async fn fail(mut self, now: UnixMillis) -> Result<Vec<Option<UnixMillis>>, StoreError> {
         self.settled = true;
-        self.store.lockout_fail(&self.key, policy, now).await
+        let keys: Vec<(&str, LockoutPolicy)> =
+            self.keys.iter().map(|(k, p)| (k.as_str(), *p)).collect();
+        self.store.lockout_fail(&keys, now).await
     }
 
-    /// Gives the slot back (the attempt proved the password).
+    /// Gives the slots back (the attempt proved the password).
     pub async fn release(mut self) -> Result<(), StoreError> {
         self.settled = true;
-        self.store.lockout_release(&self.key).await
+        release(self.store.as_ref(), &self.keys).await
     }
+}
+
+async fn release(store: &dyn Store, keys: &[(String, LockoutPolicy)]) -> Result<(), StoreError> {
+    let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    store.lockout_release(&keys).await
 }
 
 impl Drop for Slot {
@@ -50,11 +53,11 @@ impl Drop for Slot {
             return;
         }
         let store = self.store.clone();
-        let key = std::mem::take(&mut self.key);
+        let keys = std::mem::take(&mut self.keys);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = store.lockout_release(&key).await {
-                    tracing::warn!(error = %e, "giving back the lockout slot of an unfinished attempt failed");
+                if let Err(e) = release(store.as_ref(), &keys).await {
+                    tracing::warn!(error = %e, "giving back the lockout slots of an unfinished attempt failed");
                 }
             });
         }
@@ -65,37 +68,64 @@ impl Drop for Slot {
 pub(crate) enum Reserved {
     /// The attempt may go on; settle the slot.
     Slot(Slot),
-    /// Locked until then.
-    Locked(UnixMillis),
+    /// The key at this index of the reservation is locked until then; nothing was reserved.
+    Locked {
+        /// Which key.
+        index: usize,
+        /// Until when.
+        until: UnixMillis,
+    },
 }
 
 impl Engine {
-    /// Reserves a slot of `key`. When every slot is taken by attempts still in flight (many
-    /// correct logins of one account at once), waits for one to end, [`BUSY_WAIT`] at most, then
-    /// answers locked for one second: those attempts are no failures, and the key is not locked.
+    /// Reserves a slot of every key, all or none (one store call). When every slot of a key is
+    /// taken by attempts still in flight (many correct logins of one account at once), waits for
+    /// one to end, [`BUSY_WAIT`] at most, then answers locked for one second: those attempts are
+    /// no failures, and the key is not locked.
     pub(crate) async fn reserve_slot(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> Result<Reserved, StoreError> {
         let deadline = tokio::time::Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(5);
         loop {
-            match self.store.lockout_reserve(key, policy, now).await? {
-                LockoutDecision::Allowed => {
+            let decisions = self.store.lockout_reserve(keys, now).await?;
+            // A locked key answers at once, even when another one is only busy.
+            let refused = decisions
+                .iter()
+                .enumerate()
+                .find(|(_, d)| matches!(d, LockoutDecision::Locked { .. }))
+                .or_else(|| {
+                    decisions
+                        .iter()
+                        .enumerate()
+                        .find(|(_, d)| **d != LockoutDecision::Allowed)
+                });
+            match refused {
+                None => {
                     return Ok(Reserved::Slot(Slot {
                         store: self.store.clone(),
-                        key: key.to_owned(),
+                        keys: keys.iter().map(|(k, p)| ((*k).to_owned(), *p)).collect(),
                         settled: false,
                     }));
                 }
-                LockoutDecision::Locked { until } => return Ok(Reserved::Locked(until)),
-                LockoutDecision::Busy if tokio::time::Instant::now() < deadline => {
+                Some((index, LockoutDecision::Locked { until })) => {
+                    return Ok(Reserved::Locked {
+                        index,
+                        until: *until,
+                    });
+                }
+                Some(_) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                LockoutDecision::Busy => return Ok(Reserved::Locked(now + 1_000)),
+                Some((index, _)) => {
+                    return Ok(Reserved::Locked {
+                        index,
+                        until: now + 1_000,
+                    });
+                }
             }
         }
     }

@@ -5,12 +5,12 @@
 //! then the hash check (a dummy hash for unknown users, so unknown names cost the same time and
 //! get the same answers, lockout included), then the account state, then a session.
 
-use portcullis_store::{LockoutPolicy, LoginRecord, User, UserState};
+use portcullis_store::{LoginRecord, User, UserState};
 use tracing::Instrument;
 
 use crate::engine::{Engine, IssuedTokens, RequestContext};
 use crate::error::AuthError;
-use crate::lockout::{Reserved, Slot};
+use crate::lockout::Reserved;
 use crate::names::looks_like_email;
 use crate::password::verify_password;
 use crate::tokens::TokenError;
@@ -49,16 +49,6 @@ impl Engine {
         }
     }
 
-    /// Reserves a lockout slot of `key`, or says until when it is locked.
-    async fn reserve(&self, key: &str, policy: LockoutPolicy, now: i64) -> Result<Slot, AuthError> {
-        match self.reserve_slot(key, policy, now).await? {
-            Reserved::Slot(slot) => Ok(slot),
-            Reserved::Locked(until) => Err(AuthError::Locked {
-                retry_after_s: ((until - now) + 999) / 1000,
-            }),
-        }
-    }
-
     /// Checks a password login and, when it succeeds, creates a session and issues tokens.
     /// Password-style identity providers (LDAP) are tried first, in configuration order, as in
     /// KubeSphere 3.x (except for `admin`); see [`Engine::authenticate_password`].
@@ -74,7 +64,6 @@ impl Engine {
         let issued = self.issue_session(&user, "", req.client_id, ctx).await?;
         self.record(&user.name, req.login_type, "", ctx, true, REASON_OK)
             .await;
-        let _ = self.store.set_last_login(&user.name, self.now_ms()).await;
         metrics::counter!("portcullis_logins_total", "provider" => "local", "result" => "success")
             .increment(1);
         Ok(issued)
@@ -175,37 +164,25 @@ impl Engine {
         let user_key = format!("user:{record_name}");
         let ip_key = format!("ip:{}", ctx.ip);
 
-        let ip_slot = match self.reserve(&ip_key, settings.ip_lockout, now).await {
-            Ok(slot) => slot,
-            Err(e) => {
-                self.record(
-                    &record_name,
-                    req.login_type,
-                    "",
-                    ctx,
-                    false,
-                    "too many failed logins from this address",
-                )
-                .await;
-                metrics::counter!("portcullis_lockouts_total", "scope" => "address").increment(1);
-                return Err(e);
-            }
-        };
-        let user_slot = match self.reserve(&user_key, settings.user_lockout, now).await {
-            Ok(slot) => slot,
-            Err(e) => {
-                ip_slot.release().await?;
-                self.record(
-                    &record_name,
-                    req.login_type,
-                    "",
-                    ctx,
-                    false,
-                    "account locked after too many failed logins",
-                )
-                .await;
-                metrics::counter!("portcullis_lockouts_total", "scope" => "account").increment(1);
-                return Err(e);
+        // The address's and the account's slots, reserved together (one store round trip).
+        let keys = [
+            (ip_key.as_str(), settings.ip_lockout),
+            (user_key.as_str(), settings.user_lockout),
+        ];
+        let slot = match self.reserve_slot(&keys, now).await? {
+            Reserved::Slot(slot) => slot,
+            Reserved::Locked { index, until } => {
+                let (scope, reason) = if index == 0 {
+                    ("address", "too many failed logins from this address")
+                } else {
+                    ("account", "account locked after too many failed logins")
+                };
+                self.record(&record_name, req.login_type, "", ctx, false, reason)
+                    .await;
+                metrics::counter!("portcullis_lockouts_total", "scope" => scope).increment(1);
+                return Err(AuthError::Locked {
+                    retry_after_s: ((until - now) + 999) / 1000,
+                });
             }
         };
 
@@ -216,13 +193,11 @@ impl Engine {
             match self.try_password_providers(req, ctx).await {
                 Ok(None) => {}
                 Ok(Some(tokens)) => {
-                    user_slot.release().await?;
-                    ip_slot.release().await?;
+                    slot.release().await?;
                     return Ok(PasswordOutcome::Provider(tokens));
                 }
                 Err(e) => {
-                    user_slot.release().await?;
-                    ip_slot.release().await?;
+                    slot.release().await?;
                     return Err(e);
                 }
             }
@@ -230,9 +205,8 @@ impl Engine {
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !verify_password(req.password, hash).await {
             let now = self.now_ms();
-            let locked = user_slot.fail(settings.user_lockout, now).await?;
-            ip_slot.fail(settings.ip_lockout, now).await?;
-            if locked.is_some() {
+            let locks = slot.fail(now).await?;
+            if locks.get(1).is_some_and(Option::is_some) {
                 tracing::warn!(user = %record_name, "account locked after too many failed logins");
             }
             self.record(
@@ -248,8 +222,7 @@ impl Engine {
             return Err(AuthError::InvalidCredentials);
         }
         // The password was right: the slots are given back.
-        user_slot.release().await?;
-        ip_slot.release().await?;
+        slot.release().await?;
         if let Some(old) = hash.filter(|h| crate::password::is_bcrypt(h)) {
             self.upgrade_bcrypt(&record_name, old, req.password).await;
         }

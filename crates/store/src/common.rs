@@ -394,6 +394,43 @@ pub(crate) fn lockout_reserve(
     }
 }
 
+/// The keys of one lockout call, refused when one is given twice (PostgreSQL could not lock its
+/// row twice in one statement, and a double count would be wrong anyway).
+pub(crate) fn distinct_keys<'a>(keys: &[(&'a str, LockoutPolicy)]) -> StoreResult<Vec<&'a str>> {
+    let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+    for (i, k) in names.iter().enumerate() {
+        if names[..i].contains(k) {
+            return Err(StoreError::Conflict(format!(
+                "lockout key {k:?} is given twice in one call"
+            )));
+        }
+    }
+    Ok(names)
+}
+
+/// `lockout_reserve` over several keys, all or none: the decisions, and the counters to store
+/// (with their key's index), which are none unless every key is `Allowed`.
+pub(crate) fn lockout_reserve_all(
+    stored: &[Option<Counter>],
+    keys: &[(&str, LockoutPolicy)],
+    now: UnixMillis,
+) -> (Vec<LockoutDecision>, Vec<(usize, Counter)>) {
+    let (decisions, changes): (Vec<_>, Vec<_>) = stored
+        .iter()
+        .zip(keys)
+        .map(|(c, (_, policy))| lockout_reserve(*c, *policy, now))
+        .unzip();
+    if decisions.iter().any(|d| *d != LockoutDecision::Allowed) {
+        return (decisions, Vec::new());
+    }
+    let changes = changes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.map(|c| (i, c)))
+        .collect();
+    (decisions, changes)
+}
+
 /// `lockout_fail`: the counter to store and the lock end if the key is now locked.
 pub(crate) fn lockout_fail(
     stored: Option<Counter>,

@@ -68,8 +68,6 @@ pub trait UserStore: Send + Sync {
     /// successful login. Returns whether it was replaced (false when the password changed
     /// meanwhile or the user is gone).
     async fn upgrade_password_hash(&self, name: &str, old: &str, new: &str) -> StoreResult<bool>;
-    /// Records a successful login time. [`StoreError::NotFound`] when the user does not exist.
-    async fn set_last_login(&self, name: &str, at: UnixMillis) -> StoreResult<()>;
     /// Deletes a user with its identity links and login records; returns false when absent.
     /// Sessions are not touched here: revoke them first with [`SessionStore::revoke_user_sessions`].
     async fn delete_user(&self, name: &str) -> StoreResult<bool>;
@@ -96,7 +94,8 @@ pub trait IdentityStore: Send + Sync {
 /// Login history.
 #[async_trait]
 pub trait LoginRecordStore: Send + Sync {
-    /// Appends a record.
+    /// Appends a record. A successful one also sets its user's last login time to the record's
+    /// (when the user exists), in the same statement: a login costs one write, not two.
     async fn add_login_record(&self, record: &LoginRecord) -> StoreResult<()>;
     /// A user's records, newest first, with the total count.
     async fn list_login_records(
@@ -162,26 +161,28 @@ pub trait SessionStore: Send + Sync {
 /// Failed-login counters shared by all replicas. Keys are opaque (`user:alice`, `ip:10.0.0.1`).
 #[async_trait]
 pub trait LockoutStore: Send + Sync {
-    /// Atomically: if `key` is locked at `now`, answers `Locked`. Otherwise starts a new window if the
-    /// current one is over, and, if fewer than `max_failures` failures (counting reserved attempts)
-    /// are in the window, reserves one and answers `Allowed`; else answers `Locked` until the
-    /// window's end. Concurrent callers can never reserve more than `max_failures` slots per window.
+    /// Reserves one slot of every key, all or none, in one transaction. For each key: if it is
+    /// locked at `now`, `Locked`; otherwise a new window starts if the current one is over, and
+    /// if fewer than `max_failures` failures (counting reserved attempts) are in the window, one
+    /// slot is reserved (`Allowed`); else `Busy`. The answer has one decision per key, in order;
+    /// when any is not `Allowed`, no key was reserved. Concurrent callers can never reserve more
+    /// than `max_failures` slots of a key per window. Keys must be distinct.
     async fn lockout_reserve(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<LockoutDecision>;
-    /// The reserved attempt failed: it stays counted; when the count has reached `max_failures`
-    /// the key is locked for `window_ms` from `now`. Returns the lock end if now locked.
+    ) -> StoreResult<Vec<LockoutDecision>>;
+    /// The reserved attempt failed, for every key in one transaction: it stays counted; when a
+    /// key's count has reached `max_failures` the key is locked for `window_ms` from `now`.
+    /// Returns, per key, the lock end if now locked. Keys must be distinct.
     async fn lockout_fail(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<Option<UnixMillis>>;
-    /// The reserved attempt succeeded or was not a password guess: gives the slot back.
-    async fn lockout_release(&self, key: &str) -> StoreResult<()>;
+    ) -> StoreResult<Vec<Option<UnixMillis>>>;
+    /// The reserved attempt succeeded or was not a password guess: gives the slot of every key
+    /// back, in one statement.
+    async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()>;
     /// When the key is locked at `now`, the lock end.
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>>;
     /// Forgets the key (an operator unlocking an account).

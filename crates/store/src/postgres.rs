@@ -59,6 +59,9 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
 
 /// Connections per server.
 const MAX_CONNECTIONS: u32 = 10;
+/// A pooled connection returned (and so pinged by sqlx) less than this long ago is used without
+/// another ping.
+const RECENTLY_CHECKED: Duration = Duration::from_secs(1);
 
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -108,6 +111,20 @@ impl PostgresStore {
             .max_connections(MAX_CONNECTIONS)
             // A database outage must turn into a prompt 503, not a request hanging for long.
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection when it goes back to the pool, and by default again
+            // before handing it out: two extra round trips per query, which doubled the database
+            // cost of a password login. A connection returned within the last second was just
+            // checked; only one idle for longer (a restarted server has closed it meanwhile) is
+            // pinged before use.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < RECENTLY_CHECKED {
+                        return Ok(true);
+                    }
+                    sqlx::Connection::ping(conn).await.map(|()| true)
+                })
+            })
             .connect_with(options)
             .await?;
         common::migrator(MIGRATIONS).run(&pool).await?;
@@ -124,59 +141,80 @@ impl PostgresStore {
         self
     }
 
-    /// Locks the counter row of `key`, creating a fresh one first if there is none, and returns it.
-    async fn lock_counter(
+    /// Locks the counter rows of `keys` (distinct), creating fresh ones for keys without a row,
+    /// and returns them in the order of `keys`: one statement. Rows are locked in key order in
+    /// every call, so two calls cannot deadlock; a fresh row reads exactly like no row.
+    async fn lock_counters(
         tx: &mut Transaction<'static, Postgres>,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<Counter> {
+    ) -> StoreResult<Vec<Counter>> {
+        let names = common::distinct_keys(keys)?;
         let fresh = Counter {
             window_start: now,
             failures: 0,
             locked_until: None,
         };
-        // A fresh row reads exactly like no row. The loop covers a prune or clear that deletes the
-        // row between the insert and the lock; updating a locked row then cannot lose a write.
-        loop {
-            sqlx::query(
-                "INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at) VALUES ($1, $2, 0, NULL, $3) \
-                 ON CONFLICT (lock_key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(now)
-            .bind(fresh.expires_at(policy))
-            .execute(&mut **tx)
-            .await?;
-            let row: Option<(i64, i64, Option<i64>)> =
-                sqlx::query_as("SELECT window_start, failures, locked_until FROM lockouts WHERE lock_key = $1 FOR UPDATE")
-                    .bind(key)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some((window_start, failures, locked_until)) = row {
-                return Ok(Counter {
-                    window_start,
-                    failures,
-                    locked_until,
-                });
-            }
-        }
+        let expires: Vec<i64> = keys.iter().map(|(_, p)| fresh.expires_at(*p)).collect();
+        // `DO UPDATE` (of nothing) rather than `DO NOTHING`: it locks an existing row and returns
+        // it, where `DO NOTHING` would need a second `SELECT ... FOR UPDATE`.
+        let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at) \
+             SELECT k, $2, 0, NULL, e FROM unnest($1::text[], $3::int8[]) AS t(k, e) ORDER BY k \
+             ON CONFLICT (lock_key) DO UPDATE SET lock_key = excluded.lock_key \
+             RETURNING lock_key, window_start, failures, locked_until",
+        )
+        .bind(&names)
+        .bind(now)
+        .bind(&expires)
+        .fetch_all(&mut **tx)
+        .await?;
+        names
+            .iter()
+            .map(|name| {
+                rows.iter()
+                    .find(|(k, ..)| k == name)
+                    .map(|&(_, window_start, failures, locked_until)| Counter {
+                        window_start,
+                        failures,
+                        locked_until,
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("lockout row {name:?} was not returned"))
+                    })
+            })
+            .collect()
     }
 
-    async fn save_counter(
+    /// Stores counters of locked rows (`(index into keys, counter)`), in one statement.
+    async fn save_counters(
         tx: &mut Transaction<'static, Postgres>,
-        key: &str,
-        c: Counter,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
+        changes: &[(usize, Counter)],
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE lockouts SET window_start = $2, failures = $3, locked_until = $4, expires_at = $5 WHERE lock_key = $1")
-            .bind(key)
-            .bind(c.window_start)
-            .bind(c.failures)
-            .bind(c.locked_until)
-            .bind(c.expires_at(policy))
-            .execute(&mut **tx)
-            .await?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = changes.iter().map(|&(i, _)| keys[i].0).collect();
+        let starts: Vec<i64> = changes.iter().map(|(_, c)| c.window_start).collect();
+        let failures: Vec<i64> = changes.iter().map(|(_, c)| c.failures).collect();
+        let locked: Vec<Option<i64>> = changes.iter().map(|(_, c)| c.locked_until).collect();
+        let expires: Vec<i64> = changes
+            .iter()
+            .map(|&(i, c)| c.expires_at(keys[i].1))
+            .collect();
+        sqlx::query(
+            "UPDATE lockouts AS l SET window_start = v.ws, failures = v.f, locked_until = v.lu, expires_at = v.ea \
+             FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(k, ws, f, lu, ea) \
+             WHERE l.lock_key = v.k",
+        )
+        .bind(&names)
+        .bind(&starts)
+        .bind(&failures)
+        .bind(&locked)
+        .bind(&expires)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -339,18 +377,6 @@ impl UserStore for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_last_login(&self, name: &str, at: UnixMillis) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
-            .bind(name)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(common::user_not_found(name));
-        }
-        Ok(())
-    }
-
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         // Identity links go with the user through ON DELETE CASCADE.
@@ -448,6 +474,7 @@ impl IdentityStore for PostgresStore {
 impl LoginRecordStore for PostgresStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
         sqlx::query(concat!(
+            "WITH last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2) ",
             "INSERT INTO login_records (",
             record_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -780,39 +807,44 @@ async fn begin_log_append(pool: &PgPool) -> StoreResult<Transaction<'static, Pos
 impl LockoutStore for PostgresStore {
     async fn lockout_reserve(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<LockoutDecision> {
+    ) -> StoreResult<Vec<LockoutDecision>> {
         let mut tx = self.pool.begin().await?;
-        let stored = Self::lock_counter(&mut tx, key, policy, now).await?;
-        let (decision, changed) = common::lockout_reserve(Some(stored), policy, now);
-        if let Some(counter) = changed {
-            Self::save_counter(&mut tx, key, counter, policy).await?;
-        }
+        let stored: Vec<Option<Counter>> = Self::lock_counters(&mut tx, keys, now)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let (decisions, changes) = common::lockout_reserve_all(&stored, keys, now);
+        Self::save_counters(&mut tx, keys, &changes).await?;
         tx.commit().await?;
-        Ok(decision)
+        Ok(decisions)
     }
 
     async fn lockout_fail(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<Option<UnixMillis>> {
+    ) -> StoreResult<Vec<Option<UnixMillis>>> {
         let mut tx = self.pool.begin().await?;
-        let stored = Self::lock_counter(&mut tx, key, policy, now).await?;
-        let counter = common::lockout_fail(Some(stored), policy, now);
-        Self::save_counter(&mut tx, key, counter, policy).await?;
+        let stored = Self::lock_counters(&mut tx, keys, now).await?;
+        let changes: Vec<(usize, Counter)> = stored
+            .into_iter()
+            .zip(keys)
+            .map(|(c, (_, policy))| common::lockout_fail(Some(c), *policy, now))
+            .enumerate()
+            .collect();
+        Self::save_counters(&mut tx, keys, &changes).await?;
         tx.commit().await?;
-        Ok(counter.locked_until)
+        Ok(changes.iter().map(|(_, c)| c.locked_until).collect())
     }
 
-    async fn lockout_release(&self, key: &str) -> StoreResult<()> {
+    async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0",
+            "UPDATE lockouts SET failures = failures - 1 WHERE lock_key = ANY($1) AND failures > 0",
         )
-        .bind(key)
+        .bind(keys)
         .execute(&self.pool)
         .await?;
         Ok(())

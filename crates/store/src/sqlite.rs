@@ -129,6 +129,9 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(30))
+            // A ping before each use is a round trip to the connection's thread that checks
+            // nothing here: the database is a local file, not a server that can go away.
+            .test_before_acquire(false)
             .before_acquire(|conn, _| Box::pin(not_stuck_in_a_transaction(conn)))
             .connect_with(
                 base.clone()
@@ -141,6 +144,7 @@ impl SqliteStore {
 
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .before_acquire(|conn, _| Box::pin(not_stuck_in_a_transaction(conn)))
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
@@ -355,18 +359,6 @@ impl UserStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_last_login(&self, name: &str, at: UnixMillis) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
-            .bind(name)
-            .bind(at)
-            .execute(&self.writer)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(common::user_not_found(name));
-        }
-        Ok(())
-    }
-
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         // Identity links go with the user through ON DELETE CASCADE.
@@ -463,6 +455,7 @@ impl IdentityStore for SqliteStore {
 #[async_trait]
 impl LoginRecordStore for SqliteStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(concat!(
             "INSERT INTO login_records (",
             record_columns!(),
@@ -477,12 +470,20 @@ impl LoginRecordStore for SqliteStore {
         .bind(&r.user_agent)
         .bind(r.success)
         .bind(&r.reason)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match common::unique_violation(&e) {
             Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
             None => e.into(),
         })?;
+        if r.success {
+            sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
+                .bind(&r.user)
+                .bind(r.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -785,38 +786,50 @@ async fn log_revocations(
 impl LockoutStore for SqliteStore {
     async fn lockout_reserve(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<LockoutDecision> {
+    ) -> StoreResult<Vec<LockoutDecision>> {
+        common::distinct_keys(keys)?;
         let mut tx = self.begin_write().await?;
-        let (decision, changed) =
-            common::lockout_reserve(Self::load_counter(&mut tx, key).await?, policy, now);
-        if let Some(counter) = changed {
+        let mut stored = Vec::with_capacity(keys.len());
+        for (key, _) in keys {
+            stored.push(Self::load_counter(&mut tx, key).await?);
+        }
+        let (decisions, changes) = common::lockout_reserve_all(&stored, keys, now);
+        for (i, counter) in changes {
+            let (key, policy) = keys[i];
             Self::save_counter(&mut tx, key, counter, policy).await?;
         }
         tx.commit().await?;
-        Ok(decision)
+        Ok(decisions)
     }
 
     async fn lockout_fail(
         &self,
-        key: &str,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
-    ) -> StoreResult<Option<UnixMillis>> {
+    ) -> StoreResult<Vec<Option<UnixMillis>>> {
+        common::distinct_keys(keys)?;
         let mut tx = self.begin_write().await?;
-        let counter = common::lockout_fail(Self::load_counter(&mut tx, key).await?, policy, now);
-        Self::save_counter(&mut tx, key, counter, policy).await?;
+        let mut locks = Vec::with_capacity(keys.len());
+        for &(key, policy) in keys {
+            let counter =
+                common::lockout_fail(Self::load_counter(&mut tx, key).await?, policy, now);
+            Self::save_counter(&mut tx, key, counter, policy).await?;
+            locks.push(counter.locked_until);
+        }
         tx.commit().await?;
-        Ok(counter.locked_until)
+        Ok(locks)
     }
 
-    async fn lockout_release(&self, key: &str) -> StoreResult<()> {
+    async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()> {
+        let keys = serde_json::to_string(keys)
+            .map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))?;
         sqlx::query(
-            "UPDATE lockouts SET failures = failures - 1 WHERE lock_key = $1 AND failures > 0",
+            "UPDATE lockouts SET failures = failures - 1 \
+             WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
         )
-        .bind(key)
+        .bind(keys)
         .execute(&self.writer)
         .await?;
         Ok(())

@@ -304,7 +304,6 @@ impl Engine {
             "authenticated successfully",
         )
         .await;
-        let _ = self.store.set_last_login(&user.name, self.now_ms()).await;
         metrics::counter!("portcullis_logins_total", "provider" => provider.to_owned(), "result" => "success")
             .increment(1);
         Ok(FederatedLogin::LoggedIn {

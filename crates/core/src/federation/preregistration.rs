@@ -344,7 +344,6 @@ impl Engine {
             "authenticated successfully",
         )
         .await;
-        let _ = self.store.set_last_login(&user.name, self.now_ms()).await;
         Ok(tokens)
     }
 }

@@ -3,7 +3,54 @@
 use std::sync::Arc;
 
 use super::race;
-use crate::{LockoutDecision, LockoutPolicy, Store};
+use crate::{LockoutDecision, LockoutPolicy, Store, StoreResult};
+
+/// The multi-key lockout calls with one key, as most cases use them.
+#[async_trait::async_trait]
+trait OneKey {
+    async fn reserve_one(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: i64,
+    ) -> StoreResult<LockoutDecision>;
+    async fn fail_one(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: i64,
+    ) -> StoreResult<Option<i64>>;
+    async fn release_one(&self, key: &str) -> StoreResult<()>;
+}
+
+#[async_trait::async_trait]
+impl<S: Store + ?Sized> OneKey for S {
+    async fn reserve_one(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: i64,
+    ) -> StoreResult<LockoutDecision> {
+        let decisions = self.lockout_reserve(&[(key, policy)], now).await?;
+        assert_eq!(decisions.len(), 1, "one decision per key");
+        Ok(decisions[0])
+    }
+
+    async fn fail_one(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let locks = self.lockout_fail(&[(key, policy)], now).await?;
+        assert_eq!(locks.len(), 1, "one answer per key");
+        Ok(locks[0])
+    }
+
+    async fn release_one(&self, key: &str) -> StoreResult<()> {
+        self.lockout_release(&[key]).await
+    }
+}
 
 const MINUTE: i64 = 60_000;
 
@@ -14,11 +61,11 @@ async fn reserve_and_fail(
     now: i64,
 ) -> Option<i64> {
     assert_eq!(
-        store.lockout_reserve(key, policy, now).await.unwrap(),
+        store.reserve_one(key, policy, now).await.unwrap(),
         LockoutDecision::Allowed,
         "{key} at {now}"
     );
-    store.lockout_fail(key, policy, now).await.unwrap()
+    store.fail_one(key, policy, now).await.unwrap()
 }
 
 /// The `max_failures`-th failure in a window locks the key for a window from that failure.
@@ -50,7 +97,7 @@ pub async fn lockout_locks_after_max_failures(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .lockout_reserve("user:alice", policy, 3_001)
+            .reserve_one("user:alice", policy, 3_001)
             .await
             .unwrap(),
         LockoutDecision::Locked {
@@ -58,10 +105,7 @@ pub async fn lockout_locks_after_max_failures(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(
-        store
-            .lockout_reserve("user:bob", policy, 3_001)
-            .await
-            .unwrap(),
+        store.reserve_one("user:bob", policy, 3_001).await.unwrap(),
         LockoutDecision::Allowed,
         "keys are independent"
     );
@@ -83,7 +127,7 @@ pub async fn lockout_lock_expires_after_window(store: Arc<dyn Store>) {
         Some(11_400)
     );
     assert_eq!(
-        store.lockout_reserve("k", policy, 11_399).await.unwrap(),
+        store.reserve_one("k", policy, 11_399).await.unwrap(),
         LockoutDecision::Locked { until: 11_400 }
     );
     assert_eq!(
@@ -139,24 +183,24 @@ pub async fn lockout_release_gives_slot_back(store: Arc<dyn Store>) {
     };
     for _ in 0..5 {
         assert_eq!(
-            store.lockout_reserve("k", policy, 0).await.unwrap(),
+            store.reserve_one("k", policy, 0).await.unwrap(),
             LockoutDecision::Allowed
         );
-        store.lockout_release("k").await.unwrap();
+        store.release_one("k").await.unwrap();
     }
     assert_eq!(store.lockout_status("k", 0).await.unwrap(), None);
 
     // Two attempts in flight fill the window without locking it.
     assert_eq!(
-        store.lockout_reserve("k", policy, 10).await.unwrap(),
+        store.reserve_one("k", policy, 10).await.unwrap(),
         LockoutDecision::Allowed
     );
     assert_eq!(
-        store.lockout_reserve("k", policy, 20).await.unwrap(),
+        store.reserve_one("k", policy, 20).await.unwrap(),
         LockoutDecision::Allowed
     );
     assert_eq!(
-        store.lockout_reserve("k", policy, 30).await.unwrap(),
+        store.reserve_one("k", policy, 30).await.unwrap(),
         LockoutDecision::Busy
     );
     assert_eq!(
@@ -164,14 +208,14 @@ pub async fn lockout_release_gives_slot_back(store: Arc<dyn Store>) {
         None,
         "full, but not locked"
     );
-    store.lockout_release("k").await.unwrap();
+    store.release_one("k").await.unwrap();
     assert_eq!(
-        store.lockout_reserve("k", policy, 40).await.unwrap(),
+        store.reserve_one("k", policy, 40).await.unwrap(),
         LockoutDecision::Allowed
     );
     // One of the two in flight succeeds, the other fails: one failure, no lock.
-    store.lockout_release("k").await.unwrap();
-    assert_eq!(store.lockout_fail("k", policy, 50).await.unwrap(), None);
+    store.release_one("k").await.unwrap();
+    assert_eq!(store.fail_one("k", policy, 50).await.unwrap(), None);
     assert_eq!(store.lockout_status("k", 50).await.unwrap(), None);
     assert_eq!(
         reserve_and_fail(&*store, "k", policy, 60).await,
@@ -185,37 +229,34 @@ pub async fn lockout_release_gives_slot_back(store: Arc<dyn Store>) {
     };
     assert_eq!(reserve_and_fail(&*store, "w", policy3, 0).await, None);
     assert_eq!(
-        store.lockout_reserve("w", policy3, 1).await.unwrap(),
+        store.reserve_one("w", policy3, 1).await.unwrap(),
         LockoutDecision::Allowed
     );
     assert_eq!(
-        store.lockout_reserve("w", policy3, 2).await.unwrap(),
+        store.reserve_one("w", policy3, 2).await.unwrap(),
         LockoutDecision::Allowed
     );
-    assert_eq!(
-        store.lockout_fail("w", policy3, 3).await.unwrap(),
-        Some(1_003)
-    );
+    assert_eq!(store.fail_one("w", policy3, 3).await.unwrap(), Some(1_003));
 
     // Releasing never goes below zero, and releasing an unknown key is fine.
-    store.lockout_release("unknown").await.unwrap();
+    store.release_one("unknown").await.unwrap();
     assert_eq!(
-        store.lockout_reserve("z", policy, 0).await.unwrap(),
+        store.reserve_one("z", policy, 0).await.unwrap(),
         LockoutDecision::Allowed
     );
     for _ in 0..3 {
-        store.lockout_release("z").await.unwrap();
+        store.release_one("z").await.unwrap();
     }
     assert_eq!(
-        store.lockout_reserve("z", policy, 1).await.unwrap(),
+        store.reserve_one("z", policy, 1).await.unwrap(),
         LockoutDecision::Allowed
     );
     assert_eq!(
-        store.lockout_reserve("z", policy, 2).await.unwrap(),
+        store.reserve_one("z", policy, 2).await.unwrap(),
         LockoutDecision::Allowed
     );
     assert_eq!(
-        store.lockout_reserve("z", policy, 3).await.unwrap(),
+        store.reserve_one("z", policy, 3).await.unwrap(),
         LockoutDecision::Busy
     );
 }
@@ -237,10 +278,7 @@ pub async fn lockout_clear(store: Arc<dyn Store>) {
     store.lockout_clear("user:alice").await.unwrap();
     assert_eq!(store.lockout_status("user:alice", 1).await.unwrap(), None);
     assert_eq!(
-        store
-            .lockout_reserve("user:alice", policy, 1)
-            .await
-            .unwrap(),
+        store.reserve_one("user:alice", policy, 1).await.unwrap(),
         LockoutDecision::Allowed
     );
     store.lockout_clear("unknown").await.unwrap();
@@ -254,10 +292,7 @@ pub async fn lockout_concurrent_reservations(store: Arc<dyn Store>) {
     };
     let now = 1_000;
     let decisions = race(&store, 50, |store, _| async move {
-        store
-            .lockout_reserve("user:alice", policy, now)
-            .await
-            .unwrap()
+        store.reserve_one("user:alice", policy, now).await.unwrap()
     })
     .await;
     let allowed = decisions
@@ -275,7 +310,7 @@ pub async fn lockout_concurrent_reservations(store: Arc<dyn Store>) {
     // The five attempts fail at once: the key ends up locked.
     let locks = race(&store, 5, |store, i| async move {
         store
-            .lockout_fail("user:alice", policy, now + i as i64)
+            .fail_one("user:alice", policy, now + i as i64)
             .await
             .unwrap()
     })
@@ -303,7 +338,7 @@ pub async fn lockout_prune(store: Arc<dyn Store>) {
         Some(1_500)
     );
     assert_eq!(
-        store.lockout_reserve("c", policy, 900).await.unwrap(),
+        store.reserve_one("c", policy, 900).await.unwrap(),
         LockoutDecision::Allowed
     );
 
@@ -382,4 +417,79 @@ pub async fn job_lease_is_exclusive_until_expiry(store: Arc<dyn Store>) {
         winners += usize::from(t.await.unwrap());
     }
     assert_eq!(winners, 1, "concurrent takers: exactly one wins");
+}
+
+/// Several keys in one call (a login reserves its address's and its account's slot together):
+/// reserved all or none, failed and released together, each under its own policy.
+pub async fn lockout_keys_all_or_none(store: Arc<dyn Store>) {
+    let two = LockoutPolicy {
+        max_failures: 2,
+        window_ms: MINUTE,
+    };
+    let three = LockoutPolicy {
+        max_failures: 3,
+        window_ms: MINUTE,
+    };
+    let both = [("user:a", two), ("ip:b", three)];
+    let allowed = vec![LockoutDecision::Allowed, LockoutDecision::Allowed];
+    assert_eq!(store.lockout_reserve(&both, 1_000).await.unwrap(), allowed);
+    assert_eq!(
+        store.lockout_fail(&both, 1_000).await.unwrap(),
+        vec![None, None]
+    );
+    assert_eq!(store.lockout_reserve(&both, 2_000).await.unwrap(), allowed);
+    // The second failure locks `user:a` (two allowed), not `ip:b` (three allowed).
+    assert_eq!(
+        store.lockout_fail(&both, 2_000).await.unwrap(),
+        vec![Some(2_000 + MINUTE), None]
+    );
+    // Refused for one key: the other is not reserved either.
+    assert_eq!(
+        store.lockout_reserve(&both, 3_000).await.unwrap(),
+        vec![
+            LockoutDecision::Locked {
+                until: 2_000 + MINUTE
+            },
+            LockoutDecision::Allowed
+        ]
+    );
+    assert_eq!(
+        store.reserve_one("ip:b", three, 3_000).await.unwrap(),
+        LockoutDecision::Allowed,
+        "the refused call must not have taken the third slot of ip:b"
+    );
+    assert_eq!(
+        store.reserve_one("ip:b", three, 3_000).await.unwrap(),
+        LockoutDecision::Busy
+    );
+    store.release_one("ip:b").await.unwrap();
+
+    // Released together: both slots come back.
+    let fresh = [("user:c", two), ("ip:d", two)];
+    for _ in 0..2 {
+        assert_eq!(store.lockout_reserve(&fresh, 4_000).await.unwrap(), allowed);
+    }
+    assert_eq!(
+        store.lockout_reserve(&fresh, 4_000).await.unwrap(),
+        vec![LockoutDecision::Busy, LockoutDecision::Busy]
+    );
+    store.lockout_release(&["user:c", "ip:d"]).await.unwrap();
+    assert_eq!(store.lockout_reserve(&fresh, 4_000).await.unwrap(), allowed);
+    assert_eq!(store.lockout_status("user:c", 4_000).await.unwrap(), None);
+
+    // A key given twice is refused, and changes nothing.
+    let twice = [("user:e", two), ("user:e", two)];
+    assert!(matches!(
+        store.lockout_reserve(&twice, 5_000).await,
+        Err(crate::StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.lockout_fail(&twice, 5_000).await,
+        Err(crate::StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        reserve_and_fail(&*store, "user:e", two, 5_000).await,
+        None,
+        "the refused calls must not have counted"
+    );
 }

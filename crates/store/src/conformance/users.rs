@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{bare_user, conflict, link, names, not_found, record, sample_user, session};
-use crate::{IdentityLink, Store, User, UserState, UserUpdate};
+use crate::{IdentityLink, LoginRecord, Store, User, UserState, UserUpdate};
 
 /// `ping` works and `backend` names a known backend.
 pub async fn ping_and_backend(store: Arc<dyn Store>) {
@@ -222,8 +222,9 @@ pub async fn user_update(store: Arc<dyn Store>) {
     assert!(message.contains("nobody"), "{message}");
 }
 
-/// `set_password` sets the hash and time and clears `uninitialized`; `set_last_login` sets the
-/// time; `upgrade_password_hash` replaces only the hash it was given.
+/// `set_password` sets the hash and time and clears `uninitialized`; a successful login record
+/// sets the last login time (a failed one does not); `upgrade_password_hash` replaces only the
+/// hash it was given.
 pub async fn user_password_and_last_login(store: Arc<dyn Store>) {
     let new = User {
         uninitialized: true,
@@ -238,7 +239,15 @@ pub async fn user_password_and_last_login(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    store.set_last_login("alice", 8_000).await.unwrap();
+    store
+        .add_login_record(&record("ok", "alice", 8_000))
+        .await
+        .unwrap();
+    let failed = LoginRecord {
+        success: false,
+        ..record("failed", "alice", 9_000)
+    };
+    store.add_login_record(&failed).await.unwrap();
     let alice = store.get_user("alice").await.unwrap().unwrap();
     assert_eq!(
         alice.password_hash.as_deref(),
@@ -259,7 +268,12 @@ pub async fn user_password_and_last_login(store: Arc<dyn Store>) {
     );
 
     not_found(store.set_password("nobody", "x", 1).await);
-    not_found(store.set_last_login("nobody", 1).await);
+    // A successful record of a name without an account is kept, and creates no user.
+    store
+        .add_login_record(&record("nobody", "nobody", 1))
+        .await
+        .unwrap();
+    assert!(store.get_user("nobody").await.unwrap().is_none());
 
     // An upgrade replaces only the hash it was computed from, and nothing else.
     let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
