@@ -94,6 +94,8 @@ wait_for() {
   done
 }
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+# User + system CPU ticks of a process so far (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.argv[1]])' "$1"; }
 
 # Load on CPU 1. wrk_slice OUT URL LUA [CONNECTIONS]; lg_slice OUT LOADGEN-ARGS...
@@ -242,7 +244,12 @@ bench_backend() {
     fi
     # The password grant and the hash it is bounded by, back to back on the same core.
     taskset -c 0 "$BIN/hash-baseline" --threads 1 --seconds "$SLICE" >"$out/hash_r$r.json"
+    # The server's CPU time over the slice too: CPU per login against CPU per hash does not
+    # depend on what else the shared machine runs meanwhile.
+    local cpu0
+    cpu0=$(cpu_ticks "$PID")
     BENCH_USER=admin BENCH_PASSWORD="$ADMIN_PW" BENCH_CLIENT_ID=console BENCH_CLIENT_SECRET=console-secret wrk_slice "$out/password_portcullis_r$r.txt" "$URL/oauth/token" bench/password.lua "$PW_CONC"
+    echo "{\"server_cpu_ticks\": $(( $(cpu_ticks "$PID") - cpu0 )), \"ticks_per_second\": $(getconf CLK_TCK)}" >"$out/password_cpu_r$r.json"
   done
   echo "{\"rss_peak_all_kb\": $(status_kb "$PID" VmHWM)}" >"$out/memory_end.json"
   kill "$PID"

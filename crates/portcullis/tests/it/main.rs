@@ -11,7 +11,6 @@ mod deploy;
 mod e2e;
 mod faults;
 mod federation;
-mod hardening;
 mod import;
 mod kubesphere_redis;
 mod ldap_login;
