@@ -10,6 +10,7 @@
 //! the store before it is refused, because another replica may have seen it used since.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
 use portcullis_store::{Session, Store, StoreResult, UnixMillis};
@@ -22,6 +23,27 @@ struct Seen {
     /// Whether the session has an expiry (then its tokens must have `exp`); a refresh after a
     /// configuration change may change it.
     bounded: AtomicBool,
+    /// The session's client and granted scopes, once introspection or userinfo needed them.
+    grant: OnceLock<Arc<GrantFacts>>,
+    /// The session's last userinfo answer and when it was computed.
+    userinfo: Mutex<Option<(UnixMillis, Arc<serde_json::Value>)>>,
+}
+
+/// How long a userinfo answer is reused for further requests with the same session: the bound
+/// on how stale a profile change (email, display name, groups) can look there. Disabling or
+/// deleting the user revokes the session, which is checked before.
+pub const USERINFO_FRESH_MS: i64 = 1_000;
+
+/// What introspection and userinfo need to know about a session's OAuth grant. Both are written
+/// once, before the session's first token is handed out, and never change, so a process may
+/// remember them for as long as it remembers the session (revocation is checked separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFacts {
+    /// The client the session was issued to; empty for none (a console login).
+    pub client_id: String,
+    /// The scopes of its OIDC grant; `None` for a session without one (KubeSphere's password
+    /// grant and console logins).
+    pub scopes: Option<String>,
 }
 
 impl Seen {
@@ -31,6 +53,8 @@ impl Seen {
             dirty: AtomicBool::new(dirty),
             owner: owner.to_owned(),
             bounded: AtomicBool::new(bounded),
+            grant: OnceLock::new(),
+            userinfo: Mutex::new(None),
         }
     }
 
@@ -160,6 +184,47 @@ impl ActivityTracker {
                 e.used(now, true);
             })
             .or_insert_with(|| Seen::new(facts.owner, facts.bounded, now, false));
+    }
+
+    /// The remembered grant facts of a session seen here.
+    pub fn grant_facts(&self, session_id: &str) -> Option<Arc<GrantFacts>> {
+        self.seen.get(session_id)?.grant.get().cloned()
+    }
+
+    /// Remembers a session's grant facts, read from the store. Only for a session seen here (a
+    /// verified token of it): the facts are forgotten with the session.
+    pub fn remember_grant_facts(&self, session_id: &str, facts: Arc<GrantFacts>) {
+        if let Some(entry) = self.seen.get(session_id) {
+            let _ = entry.grant.set(facts);
+        }
+    }
+
+    /// The session's userinfo answer if it was computed less than [`USERINFO_FRESH_MS`] ago.
+    pub fn fresh_userinfo(
+        &self,
+        session_id: &str,
+        now: UnixMillis,
+    ) -> Option<Arc<serde_json::Value>> {
+        let entry = self.seen.get(session_id)?;
+        let cached = entry.userinfo.lock().ok()?;
+        cached
+            .as_ref()
+            .filter(|(at, _)| (0..USERINFO_FRESH_MS).contains(&(now - at)))
+            .map(|(_, answer)| answer.clone())
+    }
+
+    /// Remembers a session's userinfo answer computed at `now` (only for a session seen here).
+    pub fn remember_userinfo(
+        &self,
+        session_id: &str,
+        now: UnixMillis,
+        answer: Arc<serde_json::Value>,
+    ) {
+        if let Some(entry) = self.seen.get(session_id)
+            && let Ok(mut cached) = entry.userinfo.lock()
+        {
+            *cached = Some((now, answer));
+        }
     }
 
     /// Writes the times changed since the last flush to the store, in one batch, and forgets

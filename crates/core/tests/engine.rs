@@ -200,3 +200,79 @@ async fn revocations_made_elsewhere_arrive_by_polling() {
         Err(TokenError::Revoked)
     );
 }
+
+/// Introspection and userinfo read a session's client and grant from the store once per
+/// session and process: both never change after the first token. Revocation is still checked on
+/// every request.
+#[tokio::test]
+async fn grant_facts_are_read_once_and_revocation_still_counts() {
+    let yaml = format!(
+        "{YAML}    clients:\n    - name: svc\n      secret: svc-secret\n      grantMethod: auto\n"
+    );
+    let (engine, _clock, store, _dir) = engine(&yaml).await;
+    let client = engine.settings().client("svc").unwrap().clone();
+    let issued = engine
+        .client_credentials(&client, Some("jobs"), &ctx())
+        .await
+        .unwrap();
+    let token = issued.tokens.access_token.clone();
+    let first = engine.introspect(&token, None).await.unwrap().0;
+    assert_eq!(first["active"], true, "{first}");
+    assert_eq!(first["client_id"], "svc");
+    assert_eq!(first["aud"], "svc");
+    assert_eq!(first["scope"], "jobs");
+
+    // The rows go away behind the engine's back (here: a prune far in the future). The facts
+    // read the first time still answer, so the second introspection read nothing.
+    assert!(store.prune_sessions(T0 + 365 * 86_400_000).await.unwrap() > 0);
+    assert!(
+        store
+            .get_session(&issued.tokens.session_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let second = engine.introspect(&token, None).await.unwrap().0;
+    assert_eq!(second, first);
+
+    // Revocation is not remembered away: it is checked on every request.
+    engine
+        .revoke_session(&issued.tokens.session_id)
+        .await
+        .unwrap();
+    let revoked = engine.introspect(&token, None).await.unwrap().0;
+    assert_eq!(revoked, serde_json::json!({ "active": false }));
+}
+
+/// A userinfo answer is reused for the same session for up to a second (the bound on how stale
+/// a profile change can look); revocation cuts it off at once.
+#[tokio::test]
+async fn userinfo_answers_are_reused_for_a_second_and_revocation_still_counts() {
+    let (engine, clock, _store, _dir) = engine(YAML).await;
+    add(&engine, "ada").await;
+    let tokens = engine
+        .password_login(&login("ada", "Passw0rd-long"), &ctx())
+        .await
+        .unwrap();
+    let before = engine.userinfo(&tokens.access_token).await.unwrap();
+    assert_eq!(before["sub"], "ada");
+    assert_eq!(before["name"], "ada");
+    let update = portcullis_store::UserUpdate {
+        display_name: Some(Some("Ada Lovelace".into())),
+        ..Default::default()
+    };
+    engine.update_user("ada", update).await.unwrap();
+
+    clock.advance_ms(999);
+    let reused = engine.userinfo(&tokens.access_token).await.unwrap();
+    assert_eq!(reused, before, "within the second the answer is reused");
+    clock.advance_ms(1);
+    let fresh = engine.userinfo(&tokens.access_token).await.unwrap();
+    assert_eq!(
+        fresh["name"], "Ada Lovelace",
+        "after a second it is read again"
+    );
+
+    engine.revoke_session(&tokens.session_id).await.unwrap();
+    assert!(engine.userinfo(&tokens.access_token).await.is_err());
+}

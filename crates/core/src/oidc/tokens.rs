@@ -8,12 +8,15 @@
 //! the client, and no refresh token.
 
 use portcullis_config::{GrantMethod, OAuthClient};
-use portcullis_store::{OidcGrant, User, UserState};
+use std::sync::Arc;
+
+use portcullis_store::{OidcGrant, StoreError, User, UserState};
 use serde_json::{Value, json};
 
 use super::OidcError;
 use super::claims::Scopes;
 use super::codes::OidcTokens;
+use crate::activity::GrantFacts;
 use crate::engine::{Engine, RequestContext, random_id};
 use crate::tokens::{Claims, TokenError, TokenType};
 
@@ -153,17 +156,41 @@ impl Engine {
         if c.token_type == TokenType::AccessToken {
             out["token_type"] = json!("Bearer");
         }
-        if !c.sid.is_empty()
-            && let Some(session) = self.store.get_session(&c.sid).await?
-            && !session.client_id.is_empty()
-        {
-            out["client_id"] = json!(session.client_id);
-            out["aud"] = json!(session.client_id);
-        }
-        if let Some(grant) = self.store.get_oidc_grant(&c.sid).await? {
-            out["scope"] = json!(grant.scopes);
+        if !c.sid.is_empty() {
+            let grant = self.grant_facts(&c.sid).await?;
+            if !grant.client_id.is_empty() {
+                out["client_id"] = json!(grant.client_id);
+                out["aud"] = json!(grant.client_id);
+            }
+            if let Some(scopes) = &grant.scopes {
+                out["scope"] = json!(scopes);
+            }
         }
         Ok(Introspection(out))
+    }
+
+    /// A session's client and granted scopes: remembered after the first read (they never
+    /// change; see [`GrantFacts`]), so introspection and userinfo read the store once per
+    /// session and replica, not on every request.
+    async fn grant_facts(&self, session_id: &str) -> Result<Arc<GrantFacts>, StoreError> {
+        if let Some(facts) = self.activity.grant_facts(session_id) {
+            return Ok(facts);
+        }
+        let client_id = self
+            .store
+            .get_session(session_id)
+            .await?
+            .map(|s| s.client_id)
+            .unwrap_or_default();
+        let scopes = self
+            .store
+            .get_oidc_grant(session_id)
+            .await?
+            .map(|g| g.scopes);
+        let facts = Arc::new(GrantFacts { client_id, scopes });
+        self.activity
+            .remember_grant_facts(session_id, facts.clone());
+        Ok(facts)
     }
 
     /// Token revocation (RFC 7009): revokes the session of an access or refresh token issued to
@@ -193,20 +220,27 @@ impl Engine {
         Ok(self.revoke_session(&session.id).await?)
     }
 
-    /// The userinfo answer for an access token.
+    /// The userinfo answer for an access token. The token is verified (revocation included) on
+    /// every request; the answer itself is reused for further requests of the same session
+    /// for up to [`crate::activity::USERINFO_FRESH_MS`], so a client polling userinfo costs no
+    /// store read per request.
     pub async fn userinfo(&self, access_token: &str) -> Result<Value, OidcError> {
         let claims = self
             .verify(access_token, TokenType::AccessToken)
             .await
             .map_err(|e| OidcError::InvalidToken(format!("the access token is not valid: {e}")))?;
-        let scopes = match self.store.get_oidc_grant(&claims.sid).await? {
-            Some(g) => Scopes::parse(&g.scopes),
+        let scopes = match &self.grant_facts(&claims.sid).await?.scopes {
+            Some(scopes) => Scopes::parse(scopes),
             None => Scopes::parse(CONSOLE_SCOPES),
         };
         if !scopes.has("openid") {
             return Err(OidcError::InsufficientScope(
                 "the access token was not granted the openid scope".into(),
             ));
+        }
+        let now = self.now_ms();
+        if let Some(answer) = self.activity.fresh_userinfo(&claims.sid, now) {
+            return Ok(Value::clone(&answer));
         }
         let user = match self.store.get_user(&claims.username).await? {
             Some(u) if u.state != UserState::Disabled => u,
@@ -220,6 +254,8 @@ impl Engine {
         for (k, v) in self.claims_for(&user, &scopes).await? {
             out[k] = v;
         }
+        self.activity
+            .remember_userinfo(&claims.sid, now, Arc::new(out.clone()));
         Ok(out)
     }
 }
