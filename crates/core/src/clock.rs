@@ -49,40 +49,31 @@ impl Clock for ManualClock {
     }
 }
 
-/// System time plus an offset read from a file, re-read whenever the file changes.
+/// System time plus an offset read from a file, read at every call.
 /// Only enabled when the binary is started with `PORTCULLIS_TEST_CLOCK_FILE`: it lets black-box
 /// tests move the running server's clock forward (lockout windows, token expiry, inactivity)
-/// without sleeping. It costs a `stat` per call, which is why it is for tests only.
+/// without sleeping. It costs a file read per call, which is why it is for tests only. (It
+/// used to re-read only when the file's modification time changed, but two writes within one
+/// tick of the kernel's coarse file clock keep the same time, and the second offset was never
+/// seen.)
 #[derive(Debug)]
 pub struct OffsetFileClock {
     path: std::path::PathBuf,
-    state: std::sync::Mutex<(Option<std::time::SystemTime>, i64)>,
 }
 
 impl OffsetFileClock {
     /// A clock whose offset comes from `path` (a decimal number of milliseconds; missing = 0).
     pub fn new(path: std::path::PathBuf) -> Self {
-        OffsetFileClock {
-            path,
-            state: std::sync::Mutex::new((None, 0)),
-        }
+        OffsetFileClock { path }
     }
 }
 
 impl Clock for OffsetFileClock {
     fn now_ms(&self) -> i64 {
-        let real = SystemClock.now_ms();
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if modified != state.0 {
-            let offset = std::fs::read_to_string(&self.path)
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .unwrap_or(0);
-            *state = (modified, offset);
-        }
-        real + state.1
+        let offset = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now_ms() + offset
     }
 }

@@ -6,6 +6,10 @@
 //! (the client went away while the hash ran) or that ended in an error proved nothing, and must not
 //! hold its slot for the rest of the window. Before this guard, every login cancelled mid-way
 //! leaked a slot, and enough of them made the account answer 429 with no failure at all.
+//!
+//! Every store call of a slot (reserve, fail, release) runs in a task of its own: a request is
+//! cancelled at whichever await it is in when its client goes away, and a reservation the store
+//! made but never handed over, or a release never sent, would keep a slot just the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,21 +34,41 @@ impl Slot {
     /// Counts the attempt as a failure of every key; per key, the lock end when it is now locked.
     pub async fn fail(mut self, now: UnixMillis) -> Result<Vec<Option<UnixMillis>>, StoreError> {
         self.settled = true;
-        let keys: Vec<(&str, LockoutPolicy)> =
-            self.keys.iter().map(|(k, p)| (k.as_str(), *p)).collect();
-        self.store.lockout_fail(&keys, now).await
+        let store = self.store.clone();
+        let keys = std::mem::take(&mut self.keys);
+        detached(async move { store.lockout_fail(&key_refs(&keys), now).await }).await
     }
 
     /// Gives the slots back (the attempt proved the password).
     pub async fn release(mut self) -> Result<(), StoreError> {
         self.settled = true;
-        release(self.store.as_ref(), &self.keys).await
+        let store = self.store.clone();
+        let keys = std::mem::take(&mut self.keys);
+        detached(async move { release(store.as_ref(), &keys).await }).await
     }
+}
+
+fn key_refs(keys: &[(String, LockoutPolicy)]) -> Vec<(&str, LockoutPolicy)> {
+    keys.iter().map(|(k, p)| (k.as_str(), *p)).collect()
 }
 
 async fn release(store: &dyn Store, keys: &[(String, LockoutPolicy)]) -> Result<(), StoreError> {
     let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
     store.lockout_release(&keys).await
+}
+
+/// Runs a store call in a task of its own and waits for it. A request is cancelled when its
+/// client goes away, at any await; a lockout change must not stop half-way because of that (a
+/// reservation made but never handed over, or a release never sent, would keep a slot for the
+/// whole window), so it finishes even when nobody waits for it any more.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::interrupted()),
+    }
 }
 
 impl Drop for Slot {
@@ -89,38 +113,36 @@ impl Engine {
     ) -> Result<Reserved, StoreError> {
         let deadline = tokio::time::Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(5);
+        let owned: Vec<(String, LockoutPolicy)> =
+            keys.iter().map(|(k, p)| ((*k).to_owned(), *p)).collect();
         loop {
-            let decisions = self.store.lockout_reserve(keys, now).await?;
-            // A locked key answers at once, even when another one is only busy.
-            let refused = decisions
-                .iter()
-                .enumerate()
-                .find(|(_, d)| matches!(d, LockoutDecision::Locked { .. }))
-                .or_else(|| {
-                    decisions
-                        .iter()
-                        .enumerate()
-                        .find(|(_, d)| **d != LockoutDecision::Allowed)
-                });
-            match refused {
-                None => {
-                    return Ok(Reserved::Slot(Slot {
-                        store: self.store.clone(),
-                        keys: keys.iter().map(|(k, p)| ((*k).to_owned(), *p)).collect(),
+            // The slot is made inside the detached task: if this request is cancelled after the
+            // store reserved, the unclaimed slot is dropped with the task's output and gives the
+            // reservation back.
+            let store = self.store.clone();
+            let attempt_keys = owned.clone();
+            let attempt = detached(async move {
+                let decisions = store.lockout_reserve(&key_refs(&attempt_keys), now).await?;
+                Ok(match first_refusal(&decisions) {
+                    None => Attempt::Reserved(Slot {
+                        store,
+                        keys: attempt_keys,
                         settled: false,
-                    }));
+                    }),
+                    Some((index, decision)) => Attempt::Refused(index, decision),
+                })
+            })
+            .await?;
+            match attempt {
+                Attempt::Reserved(slot) => return Ok(Reserved::Slot(slot)),
+                Attempt::Refused(index, LockoutDecision::Locked { until }) => {
+                    return Ok(Reserved::Locked { index, until });
                 }
-                Some((index, LockoutDecision::Locked { until })) => {
-                    return Ok(Reserved::Locked {
-                        index,
-                        until: *until,
-                    });
-                }
-                Some(_) if tokio::time::Instant::now() < deadline => {
+                Attempt::Refused(..) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                Some((index, _)) => {
+                Attempt::Refused(index, _) => {
                     return Ok(Reserved::Locked {
                         index,
                         until: now + 1_000,
@@ -129,4 +151,20 @@ impl Engine {
             }
         }
     }
+}
+
+/// One reservation's outcome.
+enum Attempt {
+    Reserved(Slot),
+    /// The key at this index refused (locked, or busy).
+    Refused(usize, LockoutDecision),
+}
+
+/// The refusal that answers a reservation: a locked key first (it answers at once, even when
+/// another key is only busy), else the first key that is not `Allowed`.
+fn first_refusal(decisions: &[LockoutDecision]) -> Option<(usize, LockoutDecision)> {
+    let indexed = || decisions.iter().copied().enumerate();
+    indexed()
+        .find(|(_, d)| matches!(d, LockoutDecision::Locked { .. }))
+        .or_else(|| indexed().find(|(_, d)| *d != LockoutDecision::Allowed))
 }

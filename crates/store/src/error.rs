@@ -33,6 +33,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A store call that ended without an answer because the task running it was cancelled (the
+    /// runtime is shutting down). It counts as unavailable.
+    pub fn interrupted() -> StoreError {
+        StoreError::Database(sqlx::Error::WorkerCrashed)
+    }
+
     /// Whether the database could not be reached at all (down, unreachable, no connection
     /// within the pool's timeout), as opposed to a bad row or a broken rule: the caller answers
     /// "try again later" (503) rather than reporting an internal error.
