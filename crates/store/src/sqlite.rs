@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::common::{
-    self, Counter, MigrationFile, PRUNE_USER_PAGE, link_columns, record_columns,
-    session_columns, user_columns,
+    self, Counter, MigrationFile, PRUNE_USER_PAGE, link_columns, record_columns, session_columns,
+    user_columns,
 };
 use crate::{
     IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord,
