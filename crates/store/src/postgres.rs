@@ -59,9 +59,6 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
 
 /// Connections per server.
 const MAX_CONNECTIONS: u32 = 10;
-/// A pooled connection returned (and so pinged by sqlx) less than this long ago is used without
-/// another ping.
-const RECENTLY_CHECKED: Duration = Duration::from_secs(1);
 
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -111,20 +108,10 @@ impl PostgresStore {
             .max_connections(MAX_CONNECTIONS)
             // A database outage must turn into a prompt 503, not a request hanging for long.
             .acquire_timeout(Duration::from_secs(5))
-            // sqlx pings every connection when it goes back to the pool, and by default again
-            // before handing it out: two extra round trips per query, which doubled the database
-            // cost of a password login. A connection returned within the last second was just
-            // checked; only one idle for longer (a restarted server has closed it meanwhile) is
-            // pinged before use.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for < RECENTLY_CHECKED {
-                        return Ok(true);
-                    }
-                    sqlx::Connection::ping(conn).await.map(|()| true)
-                })
-            })
+            // sqlx's ping before handing a connection out (its default) stays: without it, a
+            // request cancelled inside a transaction (a client that gave up) left its connection
+            // inside that transaction, or an aborted one, for the next caller
+            // (`cancelled_transactions_leave_no_connection_inside_them`).
             .connect_with(options)
             .await?;
         common::migrator(MIGRATIONS).run(&pool).await?;
