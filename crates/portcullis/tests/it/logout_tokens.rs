@@ -8,17 +8,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
-        }
-    };
-}
-
 on_both_backends!(logout_with_either_token_ends_refresh_and_access_tokens);
 
 const ALICE: &str = "alice-Passw0rd";

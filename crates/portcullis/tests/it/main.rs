@@ -1,5 +1,19 @@
 //! Integration tests of the real `portcullis` binary over HTTP, on SQLite and on PostgreSQL.
 
+/// `on_both_backends!(case, ...)`: one test per case and backend, `sqlite::case` and
+/// `postgres::case`, each calling `case(postgres: bool)` of the calling module. Defined before
+/// the modules, so every one of them can use it.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
+        }
+    };
+}
+
 mod abuse;
 mod account_pages;
 mod cli;

@@ -44,17 +44,6 @@ const LDAP: &[&str] = &[
     "alice)(uid=bob",
 ];
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
-        }
-    };
-}
-
 on_both_backends!(sql_injection_strings_change_nothing);
 
 async fn get_status(server: &Server, path: &str) -> u16 {

@@ -5,17 +5,6 @@ use portcullis_test_upstreams::{FakeGitHub, FakeIdaas};
 
 use super::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
-        }
-    };
-}
-
 on_both_backends!(auto_first_and_repeat_login_with_private_email);
 
 async fn auto_first_and_repeat_login_with_private_email(pg: bool) {

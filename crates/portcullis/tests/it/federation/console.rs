@@ -145,17 +145,6 @@ async fn console_path_is_refused_when_redirect_url_is_portcullis() {
     assert_eq!(recs[0]["spec"]["success"], false);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
-        }
-    };
-}
-
 on_both_backends!(pre_registration_contract);
 
 async fn pre_registration_contract(pg: bool) {

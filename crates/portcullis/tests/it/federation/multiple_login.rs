@@ -11,17 +11,6 @@ use serde_json::json;
 use super::console::{console_callback, console_code};
 use super::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
-        }
-    };
-}
-
 on_both_backends!(pre_registrations_do_not_revoke_each_other_or_real_users);
 
 const BOB: &str = "bob-Passw0rd!";

@@ -7,17 +7,6 @@ use serde_json::Value;
 
 use super::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(false).await }) *
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(true).await }) *
-        }
-    };
-}
-
 on_both_backends!(code_flow_end_to_end, client_credentials_and_introspection);
 
 /// Verifies an ID token's signature with the JWKS using jsonwebtoken (not Portcullis' code).
