@@ -59,6 +59,9 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
 
 /// Connections per server.
 const MAX_CONNECTIONS: u32 = 10;
+/// A pooled connection returned (and so pinged by sqlx) less than this long ago is used without
+/// another ping.
+const RECENTLY_CHECKED: Duration = Duration::from_secs(1);
 
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -108,10 +111,21 @@ impl PostgresStore {
             .max_connections(MAX_CONNECTIONS)
             // A database outage must turn into a prompt 503, not a request hanging for long.
             .acquire_timeout(Duration::from_secs(5))
-            // sqlx's ping before handing a connection out (its default) stays: without it, a
-            // request cancelled inside a transaction (a client that gave up) left its connection
-            // inside that transaction, or an aborted one, for the next caller
-            // (`cancelled_transactions_leave_no_connection_inside_them`).
+            // sqlx pings every connection when it goes back to the pool, and by default again
+            // before handing it out: two extra round trips per query, which doubled the database
+            // cost of a password login. A connection returned within the last second was just
+            // checked; only one idle for longer (a restarted server has closed it meanwhile) is
+            // pinged before use. (A transaction cancelled before `BEGIN` was answered is handled
+            // by `begin`, not by this ping.)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < RECENTLY_CHECKED {
+                        return Ok(true);
+                    }
+                    sqlx::Connection::ping(conn).await.map(|()| true)
+                })
+            })
             .connect_with(options)
             .await?;
         common::migrator(MIGRATIONS).run(&pool).await?;
@@ -306,7 +320,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn update_user(&self, name: &str, update: &UserUpdate) -> StoreResult<User> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool, None).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
@@ -365,7 +379,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool, None).await?;
         // Identity links go with the user through ON DELETE CASCADE.
         let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
@@ -492,10 +506,11 @@ impl LoginRecordStore for PostgresStore {
     ) -> StoreResult<(Vec<LoginRecord>, i64)> {
         let (offset, limit) = common::page(offset, limit);
         // One snapshot for the page and the total.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await?;
+        let mut tx = begin(
+            &self.pool,
+            Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        )
+        .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -740,7 +755,7 @@ impl SessionStore for PostgresStore {
             return Ok(());
         }
         let (ids, times) = common::merge_touches(seen);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool, None).await?;
         // Lock in id order first (as revoke_user_sessions does), so concurrent batches that share
         // sessions queue instead of deadlocking.
         sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -778,12 +793,38 @@ impl SessionStore for PostgresStore {
     }
 }
 
+/// Starts a transaction (with `statement`, or a plain `BEGIN`) on a pooled connection, in a task
+/// of its own so that it always runs to completion. sqlx 0.9 counts a transaction as open only
+/// once the server has answered `BEGIN`: a caller cancelled in between (a client that gave up)
+/// returned a connection to the pool inside a transaction that nobody would roll back, and every
+/// later caller of that connection failed ("cannot execute INSERT in a read-only transaction",
+/// then "current transaction is aborted"). Run to completion, `BEGIN` either fails or yields a
+/// `Transaction`, whose drop rolls back, even when the caller is gone and drops the result.
+/// Proved by the conformance case `cancelled_calls_leave_no_connection_in_a_transaction`.
+pub(crate) async fn begin(
+    pool: &PgPool,
+    statement: Option<&'static str>,
+) -> StoreResult<Transaction<'static, Postgres>> {
+    let pool = pool.clone();
+    let started = tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    });
+    match started.await {
+        Ok(tx) => Ok(tx?),
+        // Only a runtime shutting down cancels the task.
+        Err(_) => Err(StoreError::interrupted()),
+    }
+}
+
 /// A transaction that may append to the revocation log. It first takes a lock that only other
 /// appenders conflict with (readers do not), so appends are serialised: an entry's `seq` is taken
 /// after every earlier appender committed, and a poller reading `seq > cursor` can never see entry
 /// n+1 before entry n becomes visible (with concurrent appenders it could, and would skip n).
 async fn begin_log_append(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin(pool, None).await?;
     sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
@@ -797,7 +838,7 @@ impl LockoutStore for PostgresStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<LockoutDecision>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool, None).await?;
         let stored: Vec<Option<Counter>> = Self::lock_counters(&mut tx, keys, now)
             .await?
             .into_iter()
@@ -814,7 +855,7 @@ impl LockoutStore for PostgresStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<Option<UnixMillis>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool, None).await?;
         let stored = Self::lock_counters(&mut tx, keys, now).await?;
         let changes: Vec<(usize, Counter)> = stored
             .into_iter()
