@@ -69,17 +69,34 @@ pub async fn run(args: ServeArgs, wiring: &Wiring) -> Result<()> {
     crate::http_server::serve(listener, app, read_timeout, shutdown_signal())
         .await
         .context("serving")?;
-    engine.flush_activity().await;
+    within_shutdown_grace("writing session activity", engine.flush_activity()).await;
     drop(reload_tasks);
     drop(jobs);
     drop(oidc_jobs);
-    engine.store().close().await;
+    within_shutdown_grace("closing the database pool", engine.store().close()).await;
     if let Some(j) = listener_job {
         j.abort();
     }
     tracing::info!("portcullis stopped");
     telemetry.shutdown().await;
     Ok(())
+}
+
+/// How long each step of the shutdown after the HTTP server may take: a database that does not
+/// answer (or a connection that never comes back to the pool) must not keep the process from
+/// exiting on SIGTERM.
+const SHUTDOWN_STEP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn within_shutdown_grace(step: &str, work: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(SHUTDOWN_STEP_GRACE, work)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            step,
+            "shutdown step did not finish within its grace period; exiting anyway"
+        );
+    }
 }
 
 async fn shutdown_signal() {
