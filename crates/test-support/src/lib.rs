@@ -175,6 +175,23 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM to the process (by its pid), as an orchestrator stopping it does.
+    pub fn terminate(&self) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed: {status}", self.pid());
+        }
+        Ok(())
+    }
+
+    /// How the process exited, or `None` while it runs (never blocks).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()

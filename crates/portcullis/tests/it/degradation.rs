@@ -8,76 +8,13 @@
 //! 503 (never 500, never a panic), tokens already seen by a replica keep verifying there; full
 //! recovery when it returns, with nothing lost or corrupted.
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use portcullis_test_support::{PgDatabase, Server, ServerOptions, eventually};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::*;
-
-/// A loopback TCP proxy that can cut every connection and refuse new ones, then recover.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (flag, cuts) = (up.clone(), cut.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                if !flag.load(Ordering::SeqCst) {
-                    drop(inbound); // refused: accepted and closed at once
-                    continue;
-                }
-                let mut cut_rx = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy {
-            port,
-            up,
-            cut,
-            task,
-        }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use crate::faults::pg_proxy::Proxy;
 
 /// A private `redis-server` on a fixed loopback port, stopped by its own pid.
 pub(crate) struct PrivateRedis {

@@ -1,13 +1,17 @@
 //! Fault tests (issue 9, item 4): upstream identity providers that fail ([`upstream`]), a
 //! PostgreSQL server restarted under a running Portcullis ([`postgres_restart`]), a SQLite
-//! database on a full filesystem ([`disk_full`]) and `kill -9` under load followed by a restart
-//! and an integrity check ([`kill9`]). The shared PostgreSQL and Redis are never stopped: the
-//! restart test runs its own `postgres` from a temporary directory ([`PrivatePostgres`]).
-//! docs/security.md ("Faults and soak") lists what each test proves.
+//! database on a full filesystem ([`disk_full`]), `kill -9` under load followed by a restart
+//! and an integrity check ([`kill9`]), and SIGTERM while PostgreSQL stops answering
+//! ([`shutdown`], through the TCP proxy of [`pg_proxy`]). The shared PostgreSQL and Redis are
+//! never stopped: the restart test runs its own `postgres` from a temporary directory
+//! ([`PrivatePostgres`]). docs/security.md ("Faults and soak") lists what each test proves
+//! (the shutdown test: docs/operations.md, "Shutdown").
 
 mod disk_full;
 mod kill9;
+pub(crate) mod pg_proxy;
 mod postgres_restart;
+mod shutdown;
 mod upstream;
 
 use std::os::unix::process::CommandExt;
