@@ -15,6 +15,7 @@ mod error;
 mod federation;
 mod model;
 mod oidc;
+mod pg_conns;
 pub mod postgres;
 pub mod sqlite;
 

@@ -10,13 +10,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres};
 
 use crate::common::{
     self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns,
     session_columns, user_columns,
 };
+use crate::pg_conns::{PgConns, PgTx};
 use crate::{
     IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord,
     LoginRecordStore, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
@@ -59,14 +60,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
 
 /// Connections per server.
 const MAX_CONNECTIONS: u32 = 10;
-/// A pooled connection returned (and so pinged by sqlx) less than this long ago is used without
-/// another ping.
-const RECENTLY_CHECKED: Duration = Duration::from_secs(1);
 
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: PgConns,
     prune_batch: i64,
 }
 
@@ -120,7 +118,7 @@ impl PostgresStore {
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for < RECENTLY_CHECKED {
+                    if meta.idle_for < crate::pg_conns::RECENTLY_USED {
                         return Ok(true);
                     }
                     sqlx::Connection::ping(conn).await.map(|()| true)
@@ -130,7 +128,7 @@ impl PostgresStore {
             .await?;
         common::migrator(MIGRATIONS).run(&pool).await?;
         Ok(PostgresStore {
-            pool,
+            pool: PgConns::new(pool),
             prune_batch: PRUNE_BATCH,
         })
     }
@@ -146,7 +144,7 @@ impl PostgresStore {
     /// and returns them in the order of `keys`: one statement. Rows are locked in key order in
     /// every call, so two calls cannot deadlock; a fresh row reads exactly like no row.
     async fn lock_counters(
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PgTx,
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<Counter>> {
@@ -189,7 +187,7 @@ impl PostgresStore {
 
     /// Stores counters of locked rows (`(index into keys, counter)`), in one statement.
     async fn save_counters(
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PgTx,
         keys: &[(&str, LockoutPolicy)],
         changes: &[(usize, Counter)],
     ) -> StoreResult<()> {
@@ -320,7 +318,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn update_user(&self, name: &str, update: &UserUpdate) -> StoreResult<User> {
-        let mut tx = begin(&self.pool, None).await?;
+        let mut tx = self.pool.begin(None).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
@@ -379,7 +377,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
-        let mut tx = begin(&self.pool, None).await?;
+        let mut tx = self.pool.begin(None).await?;
         // Identity links go with the user through ON DELETE CASCADE.
         let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
@@ -506,11 +504,10 @@ impl LoginRecordStore for PostgresStore {
     ) -> StoreResult<(Vec<LoginRecord>, i64)> {
         let (offset, limit) = common::page(offset, limit);
         // One snapshot for the page and the total.
-        let mut tx = begin(
-            &self.pool,
-            Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-        )
-        .await?;
+        let mut tx = self
+            .pool
+            .begin(Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -755,7 +752,7 @@ impl SessionStore for PostgresStore {
             return Ok(());
         }
         let (ids, times) = common::merge_touches(seen);
-        let mut tx = begin(&self.pool, None).await?;
+        let mut tx = self.pool.begin(None).await?;
         // Lock in id order first (as revoke_user_sessions does), so concurrent batches that share
         // sessions queue instead of deadlocking.
         sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -793,38 +790,12 @@ impl SessionStore for PostgresStore {
     }
 }
 
-/// Starts a transaction (with `statement`, or a plain `BEGIN`) on a pooled connection, in a task
-/// of its own so that it always runs to completion. sqlx 0.9 counts a transaction as open only
-/// once the server has answered `BEGIN`: a caller cancelled in between (a client that gave up)
-/// returned a connection to the pool inside a transaction that nobody would roll back, and every
-/// later caller of that connection failed ("cannot execute INSERT in a read-only transaction",
-/// then "current transaction is aborted"). Run to completion, `BEGIN` either fails or yields a
-/// `Transaction`, whose drop rolls back, even when the caller is gone and drops the result.
-/// Proved by the conformance case `cancelled_calls_leave_no_connection_in_a_transaction`.
-pub(crate) async fn begin(
-    pool: &PgPool,
-    statement: Option<&'static str>,
-) -> StoreResult<Transaction<'static, Postgres>> {
-    let pool = pool.clone();
-    let started = tokio::spawn(async move {
-        match statement {
-            Some(statement) => pool.begin_with(statement).await,
-            None => pool.begin().await,
-        }
-    });
-    match started.await {
-        Ok(tx) => Ok(tx?),
-        // Only a runtime shutting down cancels the task.
-        Err(_) => Err(StoreError::interrupted()),
-    }
-}
-
 /// A transaction that may append to the revocation log. It first takes a lock that only other
 /// appenders conflict with (readers do not), so appends are serialised: an entry's `seq` is taken
 /// after every earlier appender committed, and a poller reading `seq > cursor` can never see entry
 /// n+1 before entry n becomes visible (with concurrent appenders it could, and would skip n).
-async fn begin_log_append(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
-    let mut tx = begin(pool, None).await?;
+async fn begin_log_append(pool: &PgConns) -> StoreResult<PgTx> {
+    let mut tx = pool.begin(None).await?;
     sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
@@ -838,7 +809,7 @@ impl LockoutStore for PostgresStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<LockoutDecision>> {
-        let mut tx = begin(&self.pool, None).await?;
+        let mut tx = self.pool.begin(None).await?;
         let stored: Vec<Option<Counter>> = Self::lock_counters(&mut tx, keys, now)
             .await?
             .into_iter()
@@ -855,7 +826,7 @@ impl LockoutStore for PostgresStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<Option<UnixMillis>>> {
-        let mut tx = begin(&self.pool, None).await?;
+        let mut tx = self.pool.begin(None).await?;
         let stored = Self::lock_counters(&mut tx, keys, now).await?;
         let changes: Vec<(usize, Counter)> = stored
             .into_iter()

@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             session_touch_keeps_latest,
             session_prune,
             cancelled_calls_leave_no_connection_in_a_transaction,
+            concurrent_calls_share_the_connections,
             lockout_locks_after_max_failures,
             lockout_lock_expires_after_window,
             lockout_window_rolls_over,

@@ -78,7 +78,7 @@ impl FederationStore for PostgresStore {
         registration: Option<&str>,
         now: UnixMillis,
     ) -> StoreResult<()> {
-        let mut tx = crate::postgres::begin(&self.pool, None).await?;
+        let mut tx = self.pool.begin(None).await?;
         if let Some(id) = registration {
             let consumed: Option<(String, String)> = sqlx::query_as(CONSUME_REGISTRATION)
                 .bind(id)
