@@ -69,7 +69,9 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ -n "$PG_DB" ]; then psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true; fi
   # DB_CPU: every thread of the database servers gets its CPU set back.
-  while read -r pid cpus; do taskset -a -p -c "$cpus" "$pid" >/dev/null 2>&1 || true; done <"$WORK/db_cpus" 2>/dev/null || true
+  if [ -f "$WORK/db_cpus" ]; then
+    while read -r pid cpus; do taskset -a -p -c "$cpus" "$pid" >/dev/null 2>&1 || true; done <"$WORK/db_cpus"
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
