@@ -7,7 +7,9 @@
 //! connection whose statement ran to its end (or ended in an error the server sent) has neither,
 //! so [`PgConns`] keeps it in its own list and hands it out again as it is. A connection dropped
 //! early (its caller was cancelled) or broken (an I/O error) goes back through sqlx's check, which
-//! reads what is left or closes it, and so does the connection of every transaction.
+//! reads what is left or closes it. Transactions are the store's own ([`PgTx`]): a connection
+//! goes back on the list after `COMMIT` or `ROLLBACK`, and one dropped inside a transaction is
+//! rolled back first.
 //!
 //! A semaphore with one permit per connection bounds the connections in use: a caller holding a
 //! permit always finds a listed connection or room in sqlx's pool, so no caller waits in sqlx's
@@ -19,9 +21,9 @@ use std::time::{Duration, Instant};
 use either::Either;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, StreamExt as _, TryStreamExt as _};
-use sqlx::pool::{MaybePoolConnection, PoolConnection};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgQueryResult, PgRow, PgStatement, PgTypeInfo};
-use sqlx::{Execute, Executor, PgConnection, Postgres, Transaction};
+use sqlx::{Execute, Executor, PgConnection, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A listed connection unused for this long is pinged before it is handed out again (a restarted
@@ -53,10 +55,13 @@ struct Lease {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-/// A transaction on one of the store's connections; derefs to the connection.
+/// A transaction on one of the store's connections; derefs to the connection. Committed or
+/// rolled back, its connection goes back on the list. Dropped while open (an error returned from
+/// inside it, or a cancelled caller), it is rolled back in a task of its own, which then lists
+/// the connection, or closes it if the rollback fails.
 pub(crate) struct PgTx {
-    tx: Transaction<'static, Postgres>,
-    _permit: OwnedSemaphorePermit,
+    lease: Lease,
+    open: bool,
 }
 
 impl PgConns {
@@ -108,30 +113,30 @@ impl PgConns {
         })
     }
 
-    /// Starts a transaction (with `statement`, or a plain `BEGIN`), in a task of its own so that
-    /// it always runs to completion. sqlx 0.9 counts a transaction as open only once the server
-    /// has answered `BEGIN`: a caller cancelled in between (a client that gave up) returned a
-    /// connection inside a transaction that nobody would roll back, and every later user of that
-    /// connection failed ("cannot execute INSERT in a read-only transaction", then "current
-    /// transaction is aborted"). Run to completion, `BEGIN` either fails or yields a
-    /// `Transaction`, whose drop rolls back, even when the caller is gone and drops the result.
-    /// Proved by the conformance case `cancelled_calls_leave_no_connection_in_a_transaction`.
+    /// Starts a transaction (with `statement`, or a plain `BEGIN`). The transaction counts as
+    /// open from before `BEGIN` is sent: a caller cancelled while waiting for the answer drops a
+    /// connection that may be inside it, and the drop rolls it back. (sqlx 0.9's own
+    /// transactions count as open only once `BEGIN` is answered, so such a connection went back
+    /// to its pool inside a transaction that nobody rolled back, and every later user of it
+    /// failed: "cannot execute INSERT in a read-only transaction", then "current transaction is
+    /// aborted". Proved by the conformance case
+    /// `cancelled_calls_leave_no_connection_in_a_transaction`.)
     pub(crate) async fn begin(&self, statement: Option<&'static str>) -> Result<PgTx, sqlx::Error> {
-        let (conn, permit) = self.lease().await?.into_parts();
-        let started = tokio::spawn(Transaction::begin(
-            MaybePoolConnection::PoolConnection(conn),
-            statement
-                .map(sqlx::AssertSqlSafe)
-                .map(sqlx::SqlSafeStr::into_sql_str),
-        ));
-        match started.await {
-            Ok(tx) => Ok(PgTx {
-                tx: tx?,
-                _permit: permit,
-            }),
-            // Only a runtime shutting down cancels the task.
-            Err(_) => Err(sqlx::Error::WorkerCrashed),
+        let mut tx = PgTx {
+            lease: self.lease().await?,
+            open: true,
+        };
+        let begun = sqlx::raw_sql(statement.unwrap_or("BEGIN"))
+            .execute(tx.lease.conn())
+            .await;
+        if let Err(e) = begun {
+            // An error the server sent: no transaction was started.
+            if matches!(e, sqlx::Error::Database(_)) {
+                tx.ended();
+            }
+            return Err(e);
         }
+        Ok(tx)
     }
 
     /// Closes every connection, waiting for those in use to come back.
@@ -143,21 +148,21 @@ impl PgConns {
     }
 }
 
+impl Inner {
+    /// Puts a connection outside any transaction, with nothing left to read, on the list; once
+    /// closed, gives it back to sqlx's pool instead.
+    fn list(&self, conn: PoolConnection<Postgres>) {
+        if let Some(idle) = self.idle.lock().expect("connection list").as_mut() {
+            idle.push((conn, Instant::now()));
+        }
+    }
+}
+
 impl Lease {
     /// Records how the statement ended: a connection that answered (rows, or an error the server
     /// sent) may be listed again; after an I/O or protocol error it goes through sqlx's check.
     fn finished<T>(&mut self, result: &Result<T, sqlx::Error>) {
         self.reusable = matches!(result, Ok(_) | Err(sqlx::Error::Database(_)));
-    }
-
-    /// The connection and the permit, for a transaction, whose connection goes back to sqlx's
-    /// pool (and its check) when the transaction ends.
-    fn into_parts(mut self) -> (PoolConnection<Postgres>, OwnedSemaphorePermit) {
-        let parts = (self.conn.take(), self.permit.take());
-        match parts {
-            (Some(conn), Some(permit)) => (conn, permit),
-            _ => unreachable!("a lease has its connection and permit until dropped"),
-        }
     }
 
     fn conn(&mut self) -> &mut PgConnection {
@@ -170,39 +175,95 @@ impl Drop for Lease {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        if self.reusable
-            && let Some(idle) = self.conns.idle.lock().expect("connection list").as_mut()
-        {
-            idle.push((conn, Instant::now()));
-            return;
+        if self.reusable {
+            self.conns.list(conn);
         }
-        // Dropped here, outside the lock: back to sqlx's pool, which checks it.
-        drop(conn);
+        // Otherwise dropped here: back to sqlx's pool, which checks it.
     }
 }
 
 impl PgTx {
     /// Commits the transaction.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.end("COMMIT").await
     }
 
     /// Rolls the transaction back.
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        let ended = sqlx::raw_sql(statement).execute(self.lease.conn()).await;
+        // After an error the server sent (a commit that failed), the transaction is over too:
+        // PostgreSQL rolled it back.
+        if matches!(ended, Ok(_) | Err(sqlx::Error::Database(_))) {
+            self.ended();
+        }
+        ended.map(|_| ())
+    }
+
+    /// The connection is outside any transaction again, and may be listed.
+    fn ended(&mut self) {
+        self.open = false;
+        self.lease.reusable = true;
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if !self.open {
+            return; // the lease lists the connection
+        }
+        let (Some(conn), Some(permit)) = (self.lease.conn.take(), self.lease.permit.take()) else {
+            return;
+        };
+        let rolling_back = RollingBack(Some(conn));
+        let conns = self.lease.conns.clone();
+        // Outside a runtime (never in the server), `rolling_back` is dropped here: closed.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(rolling_back.run(conns, permit));
+        }
+    }
+}
+
+/// A connection being rolled back after its transaction was dropped while open; closed if the
+/// rollback does not finish (it failed, or the runtime shut down under it).
+struct RollingBack(Option<PoolConnection<Postgres>>);
+
+impl RollingBack {
+    async fn run(mut self, conns: Arc<Inner>, _permit: OwnedSemaphorePermit) {
+        let Some(conn) = self.0.as_mut() else { return };
+        // Reads whatever the cancelled statement left unread, then ends the transaction.
+        if sqlx::raw_sql("ROLLBACK").execute(&mut **conn).await.is_ok()
+            && let Some(conn) = self.0.take()
+        {
+            conns.list(conn);
+        }
+    }
+}
+
+impl Drop for RollingBack {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.0.take() {
+            conn.close_on_drop();
+        }
     }
 }
 
 impl std::ops::Deref for PgTx {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        &self.tx
+        self.lease
+            .conn
+            .as_ref()
+            .expect("an open transaction has its connection")
     }
 }
 
 impl std::ops::DerefMut for PgTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        self.lease.conn()
     }
 }
 
