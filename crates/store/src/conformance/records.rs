@@ -148,9 +148,9 @@ pub async fn login_records_prune_many_users(store: Arc<dyn Store>) {
 /// A request cancelled at any await of a store call (a client that gives up) must not leave a
 /// pooled connection inside its transaction, or an aborted one, for the next caller: reads of the
 /// records page (a read-only transaction) cancelled at 300 different moments, each followed by a
-/// write. (PostgreSQL failed this in most runs, even with sqlx's ping before handing out a
-/// connection, until `postgres::begin` ran `BEGIN` in a task of its own: "cannot execute INSERT in
-/// a read-only transaction", then "current transaction is aborted".)
+/// write. (PostgreSQL failed this in most runs with sqlx's own transactions, even with its ping
+/// before handing out a connection: "cannot execute INSERT in a read-only transaction", then
+/// "current transaction is aborted". See `PgTx` in `pg_conns.rs`.)
 pub async fn cancelled_calls_leave_no_connection_in_a_transaction(store: Arc<dyn Store>) {
     for i in 0..200 {
         store
