@@ -11,6 +11,9 @@
 //! goes back on the list after `COMMIT` or `ROLLBACK`, and one dropped inside a transaction is
 //! rolled back first.
 //!
+//! A connection goes back to sqlx's pool after its first use five minutes after it was taken
+//! from there, so that sqlx's maximum lifetime and idle timeout still recycle connections.
+//!
 //! A semaphore with one permit per connection bounds the connections in use: a caller holding a
 //! permit always finds a listed connection or room in sqlx's pool, so no caller waits in sqlx's
 //! pool for a connection that sits in this list.
@@ -30,6 +33,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// server has closed it meanwhile); a more recently used one is handed out as it is.
 pub(crate) const RECENTLY_USED: Duration = Duration::from_secs(1);
 
+/// A connection taken from sqlx's pool this long ago goes back there after its next use, so that
+/// sqlx's own rules (its maximum lifetime and idle timeout) still recycle it now and then.
+const BACK_TO_SQLX_AFTER: Duration = Duration::from_secs(300);
+
 /// The store's connections; cheap to clone (all clones share them).
 #[derive(Debug, Clone)]
 pub(crate) struct PgConns(Arc<Inner>);
@@ -43,13 +50,15 @@ struct Inner {
     acquire_timeout: Duration,
 }
 
-/// A connection ready for use, and when it was last used.
-type Listed = (PoolConnection<Postgres>, Instant);
+/// A connection ready for use, when it was last used, and when it was taken from sqlx's pool.
+type Listed = (PoolConnection<Postgres>, Instant, Instant);
 
 /// One connection, for one statement. Given back to the list when [`Lease::finished`] saw the
 /// statement end; otherwise to sqlx's pool, through its check.
 struct Lease {
     conn: Option<PoolConnection<Postgres>>,
+    /// When the connection was taken from sqlx's pool.
+    taken_at: Instant,
     reusable: bool,
     conns: Arc<Inner>,
     permit: Option<OwnedSemaphorePermit>,
@@ -89,24 +98,25 @@ impl PgConns {
             Ok(Err(_)) => return Err(sqlx::Error::PoolClosed),
             Err(_) => return Err(sqlx::Error::PoolTimedOut),
         };
-        let conn = loop {
+        let (conn, taken_at) = loop {
             let listed = match inner.idle.lock().expect("connection list").as_mut() {
                 Some(idle) => idle.pop(),
                 None => return Err(sqlx::Error::PoolClosed),
             };
-            let Some((mut conn, used_at)) = listed else {
+            let Some((mut conn, used_at, taken_at)) = listed else {
                 // The permit guarantees room in sqlx's pool (or one of its connections on the way
                 // back there), so this does not wait for a listed connection.
-                break inner.pool.acquire().await?;
+                break (inner.pool.acquire().await?, Instant::now());
             };
             if used_at.elapsed() < RECENTLY_USED || sqlx::Connection::ping(&mut *conn).await.is_ok()
             {
-                break conn;
+                break (conn, taken_at);
             }
             conn.close_on_drop();
         };
         Ok(Lease {
             conn: Some(conn),
+            taken_at,
             reusable: false,
             conns: self.0.clone(),
             permit: Some(permit),
@@ -149,11 +159,15 @@ impl PgConns {
 }
 
 impl Inner {
-    /// Puts a connection outside any transaction, with nothing left to read, on the list; once
-    /// closed, gives it back to sqlx's pool instead.
-    fn list(&self, conn: PoolConnection<Postgres>) {
+    /// Puts a connection outside any transaction, with nothing left to read, on the list. Once
+    /// closed, or once the connection was taken from sqlx's pool [`BACK_TO_SQLX_AFTER`] ago,
+    /// gives it back to sqlx's pool instead.
+    fn list(&self, conn: PoolConnection<Postgres>, taken_at: Instant) {
+        if taken_at.elapsed() >= BACK_TO_SQLX_AFTER {
+            return;
+        }
         if let Some(idle) = self.idle.lock().expect("connection list").as_mut() {
-            idle.push((conn, Instant::now()));
+            idle.push((conn, Instant::now(), taken_at));
         }
     }
 }
@@ -176,7 +190,7 @@ impl Drop for Lease {
             return;
         };
         if self.reusable {
-            self.conns.list(conn);
+            self.conns.list(conn, self.taken_at);
         }
         // Otherwise dropped here: back to sqlx's pool, which checks it.
     }
@@ -219,10 +233,10 @@ impl Drop for PgTx {
             return;
         };
         let rolling_back = RollingBack(Some(conn));
-        let conns = self.lease.conns.clone();
+        let (conns, taken_at) = (self.lease.conns.clone(), self.lease.taken_at);
         // Outside a runtime (never in the server), `rolling_back` is dropped here: closed.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(rolling_back.run(conns, permit));
+            runtime.spawn(rolling_back.run(conns, taken_at, permit));
         }
     }
 }
@@ -232,13 +246,13 @@ impl Drop for PgTx {
 struct RollingBack(Option<PoolConnection<Postgres>>);
 
 impl RollingBack {
-    async fn run(mut self, conns: Arc<Inner>, _permit: OwnedSemaphorePermit) {
+    async fn run(mut self, conns: Arc<Inner>, taken_at: Instant, _permit: OwnedSemaphorePermit) {
         let Some(conn) = self.0.as_mut() else { return };
         // Reads whatever the cancelled statement left unread, then ends the transaction.
         if sqlx::raw_sql("ROLLBACK").execute(&mut **conn).await.is_ok()
             && let Some(conn) = self.0.take()
         {
-            conns.list(conn);
+            conns.list(conn, taken_at);
         }
     }
 }
@@ -325,5 +339,65 @@ impl<'p> Executor<'p> for &'_ PgConns {
             lease.finished(&statement);
             statement
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(conns: &PgConns) -> usize {
+        conns.0.idle.lock().unwrap().as_ref().map_or(0, Vec::len)
+    }
+
+    /// Against the PostgreSQL of the store's tests (`PORTCULLIS_TEST_POSTGRES`, default the
+    /// local server's `test` database).
+    #[tokio::test]
+    async fn finished_connections_are_listed_and_old_ones_go_back_to_sqlx() {
+        let url = std::env::var("PORTCULLIS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .expect("the store's tests need PostgreSQL");
+        let conns = PgConns::new(pool);
+
+        sqlx::query("SELECT 1").execute(&conns).await.unwrap();
+        assert_eq!(
+            listed(&conns),
+            1,
+            "a finished statement's connection is listed"
+        );
+        let failed = sqlx::query("SELECT 1/0").execute(&conns).await;
+        assert!(matches!(failed, Err(sqlx::Error::Database(_))));
+        assert_eq!(
+            listed(&conns),
+            1,
+            "so is one whose statement the server refused"
+        );
+        let tx = conns.begin(None).await.unwrap();
+        assert_eq!(listed(&conns), 0);
+        tx.commit().await.unwrap();
+        assert_eq!(listed(&conns), 1, "and one whose transaction was committed");
+
+        let mut lease = conns.lease().await.unwrap();
+        lease.taken_at = Instant::now()
+            .checked_sub(BACK_TO_SQLX_AFTER)
+            .expect("the machine has been up for minutes");
+        lease.reusable = true;
+        drop(lease);
+        assert_eq!(
+            listed(&conns),
+            0,
+            "an old connection goes back to sqlx's pool"
+        );
+        // sqlx takes it back in a task of its own (after its check).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while conns.0.pool.num_idle() == 0 {
+            assert!(Instant::now() < deadline, "sqlx's pool never got it back");
+            tokio::task::yield_now().await;
+        }
+        conns.close().await;
     }
 }
