@@ -139,14 +139,11 @@ impl PgConns {
         let begun = sqlx::raw_sql(statement.unwrap_or("BEGIN"))
             .execute(tx.lease.conn())
             .await;
-        if let Err(e) = begun {
+        if begun.is_err() && server_answered(&begun) {
             // An error the server sent: no transaction was started.
-            if matches!(e, sqlx::Error::Database(_)) {
-                tx.ended();
-            }
-            return Err(e);
+            tx.ended();
         }
-        Ok(tx)
+        begun.map(|_| tx)
     }
 
     /// Closes every connection, waiting for those in use to come back.
@@ -156,6 +153,13 @@ impl PgConns {
         drop(listed);
         self.0.pool.close().await;
     }
+}
+
+/// Whether a statement's outcome is the server's answer (rows, or an error the server sent): the
+/// connection then read everything up to that answer and is intact. After any other error (I/O,
+/// protocol) it may be broken.
+fn server_answered<T>(result: &Result<T, sqlx::Error>) -> bool {
+    matches!(result, Ok(_) | Err(sqlx::Error::Database(_)))
 }
 
 impl Inner {
@@ -176,7 +180,7 @@ impl Lease {
     /// Records how the statement ended: a connection that answered (rows, or an error the server
     /// sent) may be listed again; after an I/O or protocol error it goes through sqlx's check.
     fn finished<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        self.reusable = matches!(result, Ok(_) | Err(sqlx::Error::Database(_)));
+        self.reusable = server_answered(result);
     }
 
     fn conn(&mut self) -> &mut PgConnection {
@@ -211,7 +215,7 @@ impl PgTx {
         let ended = sqlx::raw_sql(statement).execute(self.lease.conn()).await;
         // After an error the server sent (a commit that failed), the transaction is over too:
         // PostgreSQL rolled it back.
-        if matches!(ended, Ok(_) | Err(sqlx::Error::Database(_))) {
+        if server_answered(&ended) {
             self.ended();
         }
         ended.map(|_| ())

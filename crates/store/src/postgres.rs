@@ -113,8 +113,8 @@ impl PostgresStore {
             // before handing it out: two extra round trips per query, which doubled the database
             // cost of a password login. A connection returned within the last second was just
             // checked; only one idle for longer (a restarted server has closed it meanwhile) is
-            // pinged before use. (A transaction cancelled before `BEGIN` was answered is handled
-            // by `begin`, not by this ping.)
+            // pinged before use. (A transaction cancelled before `BEGIN` was answered is rolled
+            // back by `PgTx`, not by this ping.)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
