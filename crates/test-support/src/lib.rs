@@ -177,12 +177,17 @@ impl Server {
 
     /// Sends SIGTERM to the process (by its pid), as an orchestrator stopping it does.
     pub fn terminate(&self) -> Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...) to the process, by its pid.
+    pub fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .context("running kill")?;
         if !status.success() {
-            bail!("kill -TERM {} failed: {status}", self.pid());
+            bail!("kill -{name} {} failed: {status}", self.pid());
         }
         Ok(())
     }

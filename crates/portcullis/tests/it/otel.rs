@@ -122,11 +122,7 @@ async fn start_collector(c: Collector) -> String {
 
 /// Sends SIGTERM to the server (by its pid) and waits until it has exited.
 async fn terminate(server: &mut Server) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.terminate().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while server.is_running() {
         assert!(

@@ -101,11 +101,7 @@ async fn configmap_swap_sighup_and_start_only_settings() {
     assert!(!elsewhere.exists());
 
     // SIGHUP reloads even when the file did not change.
-    let out = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    server.signal("HUP").unwrap();
     eventually(Duration::from_secs(10), "SIGHUP reload", || async {
         (metric(
             &server,
