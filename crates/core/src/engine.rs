@@ -203,6 +203,15 @@ impl Engine {
                 engine.flush_activity().await;
             }
         }));
+        handles.push(tokio::spawn(async move {
+            // Password hashing memory unused for as long as the runtime keeps an idle blocking
+            // thread (10 s) is freed, as it was when each thread held its own.
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                crate::password::release_idle_memory(Duration::from_secs(10));
+            }
+        }));
         let engine = Arc::clone(self);
         handles.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(600));

@@ -2,8 +2,6 @@
 //! (`$2a$`, `$2b$`, `$2y$`) so imported users keep their passwords. Hashing is CPU-bound and runs
 //! on the blocking pool.
 
-use std::cell::RefCell;
-
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -110,17 +108,69 @@ pub fn verify_password_blocking(password: &str, hash: &str) -> bool {
     }
 }
 
-thread_local! {
-    /// The argon2 working memory of this (blocking-pool) thread, kept between hashes. argon2
-    /// writes every block before reading it, so reuse needs no clearing. Allocating 19 MiB per
-    /// login instead costs thousands of page faults (the allocator returns memory that large to
-    /// the kernel), about a tenth of the hash itself. At most one hash per CPU runs at once
-    /// (`hash_slots`), so this is bounded by the blocking threads that ever hashed.
-    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+/// Argon2 working memories (19 MiB each at the default cost) not in use right now, kept between
+/// verifications: allocating one per login instead costs thousands of page faults (the allocator
+/// returns memory that large to the kernel), about a tenth of the hash itself. The most recently
+/// returned one is handed out first, so back-to-back logins reuse memory that is still in the CPU's
+/// cache: with one memory per blocking thread, which the runtime hands work to in turn, each login
+/// started on memory the cache had evicted. argon2 writes every block before reading it, so reuse
+/// needs no clearing. There are never more than the verifications that ever ran at once (at most
+/// one per CPU, `hash_slots`), and [`release_idle_memory`] frees those left unused.
+struct WorkingMemories {
+    idle: std::sync::Mutex<Vec<(Vec<Block>, std::time::Instant)>>,
+}
+
+impl WorkingMemories {
+    const fn new() -> Self {
+        Self {
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The most recently returned memory, resized to `blocks`, or a new one.
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut memory = reused.map(|(memory, _)| memory).unwrap_or_default();
+        if memory.len() != blocks {
+            memory.clear();
+            memory.resize(blocks, Block::default());
+        }
+        memory
+    }
+
+    fn give_back(&self, memory: Vec<Block>, now: std::time::Instant) {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((memory, now));
+    }
+
+    /// Frees the memories unused since before `now - idle_for`; returns how many.
+    fn release_idle(&self, now: std::time::Instant, idle_for: std::time::Duration) -> usize {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = idle.len();
+        idle.retain(|(_, since)| now.saturating_duration_since(*since) < idle_for);
+        before - idle.len()
+    }
+}
+
+static WORKING_MEMORIES: WorkingMemories = WorkingMemories::new();
+
+/// Frees the argon2 working memories no verification has used for `idle_for` (called by the
+/// server's background jobs, so an idle server does not keep 19 MiB per CPU). Returns how many.
+pub fn release_idle_memory(idle_for: std::time::Duration) -> usize {
+    WORKING_MEMORIES.release_idle(std::time::Instant::now(), idle_for)
 }
 
 /// Recomputes an argon2 PHC hash with the stored algorithm, version, parameters and salt in
-/// this thread's reused memory, and compares the outputs in constant time.
+/// a reused working memory ([`WorkingMemories`]), and compares the outputs in constant time.
 fn verify_argon2(password: &[u8], parsed: &PasswordHash) -> Result<bool, String> {
     let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
         return Err("argon2 hash without salt or output".into());
@@ -139,15 +189,10 @@ fn verify_argon2(password: &[u8], parsed: &PasswordHash) -> Result<bool, String>
     let out = out
         .get_mut(..expected.len())
         .ok_or("argon2 output longer than 64 bytes")?;
-    ARGON2_MEMORY.with_borrow_mut(|memory| {
-        if memory.len() != blocks {
-            memory.clear();
-            memory.resize(blocks, Block::default());
-        }
-        argon2
-            .hash_password_into_with_memory(password, salt, out, &mut memory[..])
-            .map_err(|e| e.to_string())
-    })?;
+    let mut memory = WORKING_MEMORIES.take(blocks);
+    let hashed = argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..]);
+    WORKING_MEMORIES.give_back(memory, std::time::Instant::now());
+    hashed.map_err(|e| e.to_string())?;
     Ok(bool::from(out.ct_eq(expected.as_bytes())))
 }
 
@@ -288,6 +333,39 @@ mod tests {
             .to_string();
         assert!(verify_password_blocking("pw-123456", &h));
         assert!(!verify_password_blocking("pw-1234567", &h));
+    }
+
+    #[test]
+    fn working_memory_is_reused_most_recent_first_and_released_when_idle() {
+        let memories = WorkingMemories::new();
+        let start = std::time::Instant::now();
+        let first = memories.take(8);
+        let second = memories.take(8);
+        assert_eq!((first.len(), second.len()), (8, 8));
+        let second_at = second.as_ptr();
+        memories.give_back(first, start);
+        memories.give_back(second, start + std::time::Duration::from_secs(5));
+        // The one given back last comes out first, and another size is resized, not kept.
+        let again = memories.take(8);
+        assert_eq!(again.as_ptr(), second_at);
+        memories.give_back(again, start + std::time::Duration::from_secs(5));
+        // At 12 s with 10 s allowed: the one idle since 0 s goes, the one since 5 s stays.
+        let later = start + std::time::Duration::from_secs(12);
+        assert_eq!(
+            memories.release_idle(later, std::time::Duration::from_secs(10)),
+            1
+        );
+        let kept = memories.take(16);
+        assert_eq!(kept.len(), 16);
+        assert!(memories.idle.lock().unwrap().is_empty());
+        memories.give_back(kept, later);
+        assert_eq!(
+            memories.release_idle(
+                later + std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs(10)
+            ),
+            1
+        );
     }
 
     #[test]
