@@ -18,6 +18,7 @@ mod oidc;
 mod pg_conns;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_conns;
 
 use std::sync::Arc;
 

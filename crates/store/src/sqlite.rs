@@ -11,11 +11,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, Sqlite};
+
+use crate::sqlite_conns::{SqliteConns, SqliteTx};
 
 use crate::common::{
     self, Counter, MigrationFile, PRUNE_USER_PAGE, link_columns, record_columns, session_columns,
@@ -64,6 +63,10 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a caller waits for a free connection (writers queue for the one writer) before
+/// failing with a timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Read connections; WAL lets them all read while the writer writes.
 const READERS: u32 = 4;
 
@@ -77,9 +80,9 @@ const PRUNE_BATCH_SQLITE: i64 = 1_000;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Exactly one connection: all writes queue here.
-    pub(crate) writer: SqlitePool,
+    pub(crate) writer: SqliteConns,
     /// `query_only` connections for plain reads.
-    pub(crate) reader: SqlitePool,
+    pub(crate) reader: SqliteConns,
     prune_batch: i64,
 }
 
@@ -96,14 +99,9 @@ impl SqliteStore {
         if path == ":memory:" {
             let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
             // One connection that never closes: the database lives as long as it does.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(options)
-                .await?;
-            common::migrator(MIGRATIONS).run(&pool).await?;
+            let mut conn = options.connect().await?;
+            common::migrator(MIGRATIONS).run(&mut conn).await?;
+            let pool = SqliteConns::new(conn, options, 1, ACQUIRE_TIMEOUT);
             return Ok(SqliteStore {
                 writer: pool.clone(),
                 reader: pool,
@@ -129,31 +127,22 @@ impl SqliteStore {
 
         // The writer is opened first: it creates the file and switches it to WAL (a persistent
         // setting) before any reader connects.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(30))
-            // A ping before each use is a round trip to the connection's thread that checks
-            // nothing here: the database is a local file, not a server that can go away.
-            .test_before_acquire(false)
-            .before_acquire(|conn, _| Box::pin(not_stuck_in_a_transaction(conn)))
-            .connect_with(
-                base.clone()
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
-            )
-            .await?;
-        common::migrator(MIGRATIONS).run(&writer).await?;
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let mut conn = writer_options.connect().await?;
+        common::migrator(MIGRATIONS).run(&mut conn).await?;
+        let writer = SqliteConns::new(conn, writer_options, 1, ACQUIRE_TIMEOUT);
 
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .test_before_acquire(false)
-            .before_acquire(|conn, _| Box::pin(not_stuck_in_a_transaction(conn)))
-            .connect_with(base.pragma("query_only", "ON"))
-            .await?;
+        let reader_options = base.pragma("query_only", "ON");
+        let reader = SqliteConns::new(
+            reader_options.connect().await?,
+            reader_options,
+            READERS,
+            ACQUIRE_TIMEOUT,
+        );
         Ok(SqliteStore {
             writer,
             reader,
@@ -169,14 +158,11 @@ impl SqliteStore {
     }
 
     /// A write transaction that holds SQLite's write lock from its first statement.
-    pub(crate) async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    pub(crate) async fn begin_write(&self) -> StoreResult<SqliteTx> {
+        Ok(self.writer.begin(Some("BEGIN IMMEDIATE")).await?)
     }
 
-    async fn load_counter(
-        tx: &mut Transaction<'static, Sqlite>,
-        key: &str,
-    ) -> StoreResult<Option<Counter>> {
+    async fn load_counter(tx: &mut SqliteTx, key: &str) -> StoreResult<Option<Counter>> {
         let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
             "SELECT window_start, failures, locked_until FROM lockouts WHERE lock_key = $1",
         )
@@ -191,7 +177,7 @@ impl SqliteStore {
     }
 
     async fn save_counter(
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut SqliteTx,
         key: &str,
         c: Counter,
         policy: LockoutPolicy,
@@ -501,7 +487,7 @@ impl LoginRecordStore for SqliteStore {
     ) -> StoreResult<(Vec<LoginRecord>, i64)> {
         let (offset, limit) = common::page(offset, limit);
         // One read transaction, so the page and the total come from the same snapshot.
-        let mut tx = self.reader.begin().await?;
+        let mut tx = self.reader.begin(None).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -774,10 +760,7 @@ impl SessionStore for SqliteStore {
 }
 
 /// Appends revoked sessions to the log, inside the revoking transaction.
-async fn log_revocations(
-    tx: &mut Transaction<'static, Sqlite>,
-    revoked: &[(String, Option<i64>)],
-) -> StoreResult<()> {
+async fn log_revocations(tx: &mut SqliteTx, revoked: &[(String, Option<i64>)]) -> StoreResult<()> {
     for (id, expires_at) in revoked {
         sqlx::query("INSERT INTO revocations (session_id, expires_at) VALUES ($1, $2)")
             .bind(id)
@@ -900,26 +883,4 @@ impl Store for SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
-}
-
-/// Whether a pooled connection may be handed out: not when it is stuck in a transaction.
-///
-/// Works around sqlx 0.9's SQLite worker: when `COMMIT` fails with `SQLITE_FULL` or an I/O error,
-/// SQLite has already rolled the transaction back, so the `ROLLBACK` sqlx sends when the
-/// transaction is dropped fails too and the worker keeps a transaction depth of 1 forever; every
-/// later `BEGIN` on that connection would fail ("begin_with at non-zero transaction depth"). Such a
-/// connection is closed instead (the pool opens a new one). The ping goes through the
-/// connection's command queue, behind any rollback a dropped transaction queued, so a connection
-/// whose rollback is merely pending is kept.
-async fn not_stuck_in_a_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
-    use sqlx::Connection as _;
-    if !conn.is_in_transaction() {
-        return Ok(true);
-    }
-    conn.ping().await?;
-    let stuck = conn.is_in_transaction();
-    if stuck {
-        tracing::warn!("closing a SQLite connection left inside a failed transaction");
-    }
-    Ok(!stuck)
 }
