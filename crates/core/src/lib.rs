@@ -35,7 +35,7 @@ pub use clock::{Clock, ManualClock, OffsetFileClock, SystemClock};
 pub use engine::{BackgroundJobs, Engine, IssuedTokens, Principal, RequestContext, random_id};
 pub use error::{AuthError, CoreError};
 pub use federation::{FederatedLogin, FederationError, ProviderSet};
-pub use login::{PasswordLogin, PasswordOutcome};
+pub use login::PasswordLogin;
 pub use oidc::OidcError;
 pub use settings::Settings;
 pub use tokens::{Claims, TokenError, TokenType};

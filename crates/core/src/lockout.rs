@@ -14,7 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_store::{LockoutDecision, LockoutPolicy, Store, StoreError, UnixMillis};
+use portcullis_store::{
+    LockoutDecision, LockoutPolicy, LoginRecord, Store, StoreError, UnixMillis,
+};
 
 use crate::engine::Engine;
 
@@ -45,6 +47,21 @@ impl Slot {
         let store = self.store.clone();
         let keys = std::mem::take(&mut self.keys);
         detached(async move { release(store.as_ref(), &keys).await }).await
+    }
+}
+
+impl Slot {
+    /// The attempt succeeded (or ended for another reason than a wrong password): gives the slots
+    /// back and adds its login record, in one store call.
+    pub async fn release_recording(mut self, record: LoginRecord) -> Result<(), StoreError> {
+        self.settled = true;
+        let store = self.store.clone();
+        let keys = std::mem::take(&mut self.keys);
+        detached(async move {
+            let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+            store.lockout_release_recording(&keys, &record).await
+        })
+        .await
     }
 }
 

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::engine::{Engine, IssuedTokens, RequestContext};
 use crate::error::AuthError;
-use crate::lockout::Reserved;
+use crate::lockout::{Reserved, Slot};
 use crate::names::looks_like_email;
 use crate::password::verify_password;
 use crate::tokens::TokenError;
@@ -29,10 +29,10 @@ pub struct PasswordLogin<'a> {
 }
 
 /// Who checked the password.
-#[derive(Debug)]
-pub enum PasswordOutcome {
-    /// A local account (the caller issues the session).
-    Local(User),
+pub(crate) enum PasswordOutcome {
+    /// A local account, and its lockout slots, still reserved: the caller issues the session and
+    /// then gives them back with the login record ([`Slot::release_recording`]).
+    Local(User, Slot),
     /// A password-style provider (LDAP); the mapping already issued the tokens.
     Provider(IssuedTokens),
 }
@@ -57,13 +57,14 @@ impl Engine {
         req: &PasswordLogin<'_>,
         ctx: &RequestContext,
     ) -> Result<IssuedTokens, AuthError> {
-        let user = match self.authenticate_password(req, ctx).await? {
-            PasswordOutcome::Local(user) => user,
+        let (user, slot) = match self.authenticate_password(req, ctx).await? {
+            PasswordOutcome::Local(user, slot) => (user, slot),
             PasswordOutcome::Provider(tokens) => return Ok(tokens),
         };
+        // On an error here the slot is dropped, which gives it back.
         let issued = self.issue_session(&user, "", req.client_id, ctx).await?;
-        self.record(&user.name, req.login_type, "", ctx, true, REASON_OK)
-            .await;
+        let record = self.login_record(&user.name, req.login_type, "", ctx, true, REASON_OK);
+        slot.release_recording(record).await?;
         metrics::counter!("portcullis_logins_total", "provider" => "local", "result" => "success")
             .increment(1);
         Ok(issued)
@@ -129,7 +130,7 @@ impl Engine {
     /// Checks a password: lockout slots first (account and address, reserved atomically), then
     /// the password-style providers, then the local hash and state. Records failures. The
     /// lockout covers provider logins too.
-    pub async fn authenticate_password(
+    pub(crate) async fn authenticate_password(
         &self,
         req: &PasswordLogin<'_>,
         ctx: &RequestContext,
@@ -221,25 +222,24 @@ impl Engine {
             metrics::counter!("portcullis_logins_total", "provider" => "local", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
-        // The password was right: the slots are given back.
-        slot.release().await?;
+        // The password was right: the slots are given back with the login record.
         if let Some(old) = hash.filter(|h| crate::password::is_bcrypt(h)) {
             self.upgrade_bcrypt(&record_name, old, req.password).await;
         }
         let user = user.ok_or(AuthError::InvalidCredentials)?;
         if user.state == UserState::Disabled {
-            self.record(
+            let record = self.login_record(
                 &user.name,
                 req.login_type,
                 "",
                 ctx,
                 false,
                 "account is disabled",
-            )
-            .await;
+            );
+            slot.release_recording(record).await?;
             return Err(AuthError::AccountDisabled);
         }
-        Ok(PasswordOutcome::Local(user))
+        Ok(PasswordOutcome::Local(user, slot))
     }
 
     /// Replaces an imported bcrypt hash by an argon2id hash of the password just proved, so
@@ -379,7 +379,24 @@ impl Engine {
         success: bool,
         reason: &str,
     ) {
-        let record = LoginRecord {
+        let record = self.login_record(user, login_type, provider, ctx, success, reason);
+        if let Err(e) = self.store.add_login_record(&record).await {
+            tracing::error!(error = %e, "writing a login record failed");
+            metrics::counter!("portcullis_store_errors_total", "op" => "login_record").increment(1);
+        }
+    }
+
+    /// The login record of an attempt made now.
+    fn login_record(
+        &self,
+        user: &str,
+        login_type: &str,
+        provider: &str,
+        ctx: &RequestContext,
+        success: bool,
+        reason: &str,
+    ) -> LoginRecord {
+        LoginRecord {
             id: uuid::Uuid::now_v7().to_string(),
             user: user.chars().take(256).collect(),
             at: self.now_ms(),
@@ -389,10 +406,6 @@ impl Engine {
             user_agent: ctx.user_agent.chars().take(512).collect(),
             success,
             reason: reason.to_owned(),
-        };
-        if let Err(e) = self.store.add_login_record(&record).await {
-            tracing::error!(error = %e, "writing a login record failed");
-            metrics::counter!("portcullis_store_errors_total", "op" => "login_record").increment(1);
         }
     }
 }

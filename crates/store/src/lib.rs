@@ -185,6 +185,15 @@ pub trait LockoutStore: Send + Sync {
     /// The reserved attempt succeeded or was not a password guess: gives the slot of every key
     /// back, in one statement.
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()>;
+    /// The end of a successful attempt: gives the slot of every key back, as
+    /// [`lockout_release`](Self::lockout_release), and adds the attempt's login record, as
+    /// [`LoginRecordStore::add_login_record`], all or nothing. One statement on PostgreSQL, where
+    /// a password login's round trips are most of what it costs beyond the hash.
+    async fn lockout_release_recording(
+        &self,
+        keys: &[&str],
+        record: &LoginRecord,
+    ) -> StoreResult<()>;
     /// When the key is locked at `now`, the lock end.
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>>;
     /// Forgets the key (an operator unlocking an account).

@@ -469,15 +469,13 @@ impl IdentityStore for PostgresStore {
     }
 }
 
-#[async_trait]
-impl LoginRecordStore for PostgresStore {
-    async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "WITH last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2) ",
-            "INSERT INTO login_records (",
-            record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
+/// `sql` with the record's fields bound as `$1`..`$9` (id, user, at, type, provider, address,
+/// user agent, success, reason).
+fn record_query<'q>(
+    sql: &'static str,
+    r: &'q LoginRecord,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
         .bind(&r.id)
         .bind(&r.user)
         .bind(r.at)
@@ -487,12 +485,30 @@ impl LoginRecordStore for PostgresStore {
         .bind(&r.user_agent)
         .bind(r.success)
         .bind(&r.reason)
+}
+
+fn record_error(e: sqlx::Error, r: &LoginRecord) -> StoreError {
+    match common::unique_violation(&e) {
+        Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
+        None => e.into(),
+    }
+}
+
+#[async_trait]
+impl LoginRecordStore for PostgresStore {
+    async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
+        record_query(
+            concat!(
+                "WITH last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2) ",
+                "INSERT INTO login_records (",
+                record_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ),
+            r,
+        )
         .execute(&self.pool)
         .await
-        .map_err(|e| match common::unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-            None => e.into(),
-        })?;
+        .map_err(|e| record_error(e, r))?;
         Ok(())
     }
 
@@ -846,6 +862,30 @@ impl LockoutStore for PostgresStore {
         .bind(keys)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn lockout_release_recording(
+        &self,
+        keys: &[&str],
+        record: &LoginRecord,
+    ) -> StoreResult<()> {
+        // One statement, so one round trip and all or nothing.
+        record_query(
+            concat!(
+                "WITH released AS (UPDATE lockouts SET failures = failures - 1 ",
+                "WHERE lock_key = ANY($10) AND failures > 0), ",
+                "last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2) ",
+                "INSERT INTO login_records (",
+                record_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ),
+            record,
+        )
+        .bind(keys)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| record_error(e, record))?;
         Ok(())
     }
 

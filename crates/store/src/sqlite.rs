@@ -162,6 +162,38 @@ impl SqliteStore {
         Ok(self.writer.begin(Some("BEGIN IMMEDIATE")).await?)
     }
 
+    /// Adds a login record and, for a success, sets the user's last login time.
+    async fn insert_record(tx: &mut SqliteTx, r: &LoginRecord) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO login_records (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&r.id)
+        .bind(&r.user)
+        .bind(r.at)
+        .bind(&r.login_type)
+        .bind(&r.provider)
+        .bind(&r.source_ip)
+        .bind(&r.user_agent)
+        .bind(r.success)
+        .bind(&r.reason)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| match common::unique_violation(&e) {
+            Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
+            None => e.into(),
+        })?;
+        if r.success {
+            sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
+                .bind(&r.user)
+                .bind(r.at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn load_counter(tx: &mut SqliteTx, key: &str) -> StoreResult<Option<Counter>> {
         let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
             "SELECT window_start, failures, locked_until FROM lockouts WHERE lock_key = $1",
@@ -448,33 +480,7 @@ impl IdentityStore for SqliteStore {
 impl LoginRecordStore for SqliteStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(concat!(
-            "INSERT INTO login_records (",
-            record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
-        .bind(&r.id)
-        .bind(&r.user)
-        .bind(r.at)
-        .bind(&r.login_type)
-        .bind(&r.provider)
-        .bind(&r.source_ip)
-        .bind(&r.user_agent)
-        .bind(r.success)
-        .bind(&r.reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match common::unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-            None => e.into(),
-        })?;
-        if r.success {
-            sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
-                .bind(&r.user)
-                .bind(r.at)
-                .execute(&mut *tx)
-                .await?;
-        }
+        Self::insert_record(&mut tx, r).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -771,6 +777,17 @@ async fn log_revocations(tx: &mut SqliteTx, revoked: &[(String, Option<i64>)]) -
     Ok(())
 }
 
+/// Gives one slot of each key back.
+fn release_query(keys: &[&str]) -> StoreResult<SqliteQuery> {
+    let keys = serde_json::to_string(keys)
+        .map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))?;
+    Ok(sqlx::query(
+        "UPDATE lockouts SET failures = failures - 1 \
+         WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
+    )
+    .bind(keys))
+}
+
 #[async_trait]
 impl LockoutStore for SqliteStore {
     async fn lockout_reserve(
@@ -812,15 +829,19 @@ impl LockoutStore for SqliteStore {
     }
 
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()> {
-        let keys = serde_json::to_string(keys)
-            .map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))?;
-        sqlx::query(
-            "UPDATE lockouts SET failures = failures - 1 \
-             WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
-        )
-        .bind(keys)
-        .execute(&self.writer)
-        .await?;
+        release_query(keys)?.execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn lockout_release_recording(
+        &self,
+        keys: &[&str],
+        record: &LoginRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        release_query(keys)?.execute(&mut *tx).await?;
+        Self::insert_record(&mut tx, record).await?;
+        tx.commit().await?;
         Ok(())
     }
 

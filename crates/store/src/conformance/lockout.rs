@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::race;
-use crate::{LockoutDecision, LockoutPolicy, Store, StoreResult};
+use super::{race, record, sample_user};
+use crate::{LockoutDecision, LockoutPolicy, Store, StoreError, StoreResult};
 
 /// The multi-key lockout calls with one key, as most cases use them.
 #[async_trait::async_trait]
@@ -173,6 +173,45 @@ pub async fn lockout_window_rolls_over(store: Arc<dyn Store>) {
         reserve_and_fail(&*store, "after", policy, 1_999).await,
         Some(2_999)
     );
+}
+
+/// The end of a successful login gives every key's slot back and adds its record (and the last
+/// login time), all or nothing: a record that cannot be added gives no slot back.
+pub async fn lockout_release_recording_is_all_or_nothing(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 1,
+        window_ms: MINUTE,
+    };
+    store.create_user(&sample_user("rr")).await.unwrap();
+    let keys = [("user:rr", policy), ("ip:rr", policy)];
+    let reserve = || store.lockout_reserve(&keys, 10);
+    assert_eq!(reserve().await.unwrap(), [LockoutDecision::Allowed; 2]);
+    assert_eq!(reserve().await.unwrap()[0], LockoutDecision::Busy);
+
+    store
+        .lockout_release_recording(&["user:rr", "ip:rr"], &record("rr-1", "rr", 7_000))
+        .await
+        .unwrap();
+    let (records, total) = store.list_login_records("rr", 0, 10).await.unwrap();
+    assert_eq!((records.len(), total), (1, 1));
+    assert_eq!(records[0].id, "rr-1");
+    let user = store.get_user("rr").await.unwrap().unwrap();
+    assert_eq!(user.last_login_at, Some(7_000));
+    // Both slots are back: the next attempt reserves both again.
+    assert_eq!(reserve().await.unwrap(), [LockoutDecision::Allowed; 2]);
+
+    // The same record id again: refused, and the slots stay reserved.
+    let refused = store
+        .lockout_release_recording(&["user:rr", "ip:rr"], &record("rr-1", "rr", 8_000))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(reserve().await.unwrap()[0], LockoutDecision::Busy);
+    let user = store.get_user("rr").await.unwrap().unwrap();
+    assert_eq!(user.last_login_at, Some(7_000), "nothing of it was written");
+    assert_eq!(store.list_login_records("rr", 0, 10).await.unwrap().1, 1);
 }
 
 /// Released reservations give their slot back; reservations in flight hold theirs.
