@@ -98,6 +98,10 @@ wait_for() {
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 # User + system CPU ticks of a process so far (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# hash_cpu URL: "SECONDS COUNT" of the server's portcullis_password_hash_cpu_seconds so far.
+hash_cpu() {
+  curl -sf "$1/metrics" | awk '/^portcullis_password_hash_cpu_seconds_sum/ {s=$2} /^portcullis_password_hash_cpu_seconds_count/ {c=$2} END {printf "%.9f %d\n", s, c}'
+}
 json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.argv[1]])' "$1"; }
 
 # Load on CPU 1. wrk_slice OUT URL LUA [CONNECTIONS]; lg_slice OUT LOADGEN-ARGS...
@@ -253,10 +257,15 @@ bench_backend() {
     taskset -c 0 "$BIN/hash-baseline" --threads 1 --seconds "$SLICE" >"$out/hash_r$r.json"
     # The server's CPU time over the slice too: CPU per login against CPU per hash does not
     # depend on what else the shared machine runs meanwhile.
-    local cpu0
+    # And the CPU time of the hashes themselves, as the server counts it (its
+    # portcullis_password_hash_cpu_seconds): Portcullis' own CPU beyond the hash, in one process.
+    local cpu0 cpu1 hash0 hash1
+    hash0=$(hash_cpu "$URL")
     cpu0=$(cpu_ticks "$PID")
     BENCH_USER=admin BENCH_PASSWORD="$ADMIN_PW" BENCH_CLIENT_ID=console BENCH_CLIENT_SECRET=console-secret wrk_slice "$out/password_portcullis_r$r.txt" "$URL/oauth/token" bench/password.lua "$PW_CONC"
-    echo "{\"server_cpu_ticks\": $(( $(cpu_ticks "$PID") - cpu0 )), \"ticks_per_second\": $(getconf CLK_TCK)}" >"$out/password_cpu_r$r.json"
+    cpu1=$(cpu_ticks "$PID")
+    hash1=$(hash_cpu "$URL")
+    echo "{\"server_cpu_ticks\": $(( cpu1 - cpu0 )), \"ticks_per_second\": $(getconf CLK_TCK), \"hash_cpu_before\": [${hash0/ /, }], \"hash_cpu_after\": [${hash1/ /, }]}" >"$out/password_cpu_r$r.json"
     [ "$PEER" = 1 ] && taskset -a -p -c 0 "$PEER_PID" >/dev/null
   done
   echo "{\"rss_peak_all_kb\": $(status_kb "$PID" VmHWM)}" >"$out/memory_end.json"

@@ -40,6 +40,11 @@ pub fn describe() {
         "Logins refused because the account or the client address is locked, by scope"
     );
     describe_histogram!(
+        "portcullis_password_hash_cpu_seconds",
+        metrics::Unit::Seconds,
+        "CPU time of each password hash or verification (argon2id, or an imported bcrypt hash)"
+    );
+    describe_histogram!(
         "portcullis_upstream_request_duration_seconds",
         metrics::Unit::Seconds,
         "Latency of calls to identity providers, by provider, operation and result"
