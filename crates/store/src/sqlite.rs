@@ -162,13 +162,33 @@ impl SqliteStore {
         Ok(self.writer.begin(Some("BEGIN IMMEDIATE")).await?)
     }
 
-    /// Adds a login record and, for a success, sets the user's last login time.
-    async fn insert_record(tx: &mut SqliteTx, r: &LoginRecord) -> StoreResult<()> {
-        sqlx::query(concat!(
+    /// Adds a login record and, for a success, sets the user's last login time: two statements
+    /// in one command to the connection's thread. With `release`, first gives one lockout slot
+    /// of each of those keys back, in the same command.
+    async fn insert_record(
+        tx: &mut SqliteTx,
+        r: &LoginRecord,
+        release: Option<&[&str]>,
+    ) -> StoreResult<()> {
+        const RECORD: &str = concat!(
             "INSERT INTO login_records (",
             record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); ",
+            "UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2"
+        );
+        const RELEASE_AND_RECORD: &str = concat!(
+            "UPDATE lockouts SET failures = failures - 1 ",
+            "WHERE lock_key IN (SELECT value FROM json_each($10)) AND failures > 0; ",
+            "INSERT INTO login_records (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); ",
+            "UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2"
+        );
+        let query = sqlx::query(if release.is_some() {
+            RELEASE_AND_RECORD
+        } else {
+            RECORD
+        })
         .bind(&r.id)
         .bind(&r.user)
         .bind(r.at)
@@ -177,55 +197,80 @@ impl SqliteStore {
         .bind(&r.source_ip)
         .bind(&r.user_agent)
         .bind(r.success)
-        .bind(&r.reason)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| match common::unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-            None => e.into(),
-        })?;
-        if r.success {
-            sqlx::query("UPDATE users SET last_login_at = $2 WHERE name = $1")
-                .bind(&r.user)
-                .bind(r.at)
-                .execute(&mut **tx)
-                .await?;
-        }
+        .bind(&r.reason);
+        let query = match release {
+            Some(keys) => query.bind(json_keys(keys)?),
+            None => query,
+        };
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match common::unique_violation(&e) {
+                Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
+                None => e.into(),
+            })?;
         Ok(())
     }
 
-    async fn load_counter(tx: &mut SqliteTx, key: &str) -> StoreResult<Option<Counter>> {
-        let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT window_start, failures, locked_until FROM lockouts WHERE lock_key = $1",
+    /// The stored counters of `keys`, in order, read in one statement.
+    async fn load_counters(tx: &mut SqliteTx, keys: &[&str]) -> StoreResult<Vec<Option<Counter>>> {
+        let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT lock_key, window_start, failures, locked_until FROM lockouts \
+             WHERE lock_key IN (SELECT value FROM json_each($1))",
         )
-        .bind(key)
-        .fetch_optional(&mut **tx)
+        .bind(json_keys(keys)?)
+        .fetch_all(&mut **tx)
         .await?;
-        Ok(row.map(|(window_start, failures, locked_until)| Counter {
-            window_start,
-            failures,
-            locked_until,
-        }))
+        Ok(keys
+            .iter()
+            .map(|key| {
+                rows.iter().find(|row| row.0 == *key).map(
+                    |&(_, window_start, failures, locked_until)| Counter {
+                        window_start,
+                        failures,
+                        locked_until,
+                    },
+                )
+            })
+            .collect())
     }
 
-    async fn save_counter(
+    /// Stores the changed counters (`changes` holds indexes into `keys`), all in one command.
+    async fn save_counters(
         tx: &mut SqliteTx,
-        key: &str,
-        c: Counter,
-        policy: LockoutPolicy,
+        keys: &[(&str, LockoutPolicy)],
+        changes: &[(usize, Counter)],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (lock_key) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, \
-             locked_until = excluded.locked_until, expires_at = excluded.expires_at",
-        )
-        .bind(key)
-        .bind(c.window_start)
-        .bind(c.failures)
-        .bind(c.locked_until)
-        .bind(c.expires_at(policy))
-        .execute(&mut **tx)
-        .await?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let sql: Vec<String> = (0..changes.len())
+            .map(|i| {
+                let p = |n: usize| format!("${}", i * 5 + n);
+                format!(
+                    "INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at) \
+                     VALUES ({}, {}, {}, {}, {}) ON CONFLICT (lock_key) DO UPDATE SET \
+                     window_start = excluded.window_start, failures = excluded.failures, \
+                     locked_until = excluded.locked_until, expires_at = excluded.expires_at",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5)
+                )
+            })
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.join("; ")));
+        for &(i, c) in changes {
+            let (key, policy) = keys[i];
+            query = query
+                .bind(key)
+                .bind(c.window_start)
+                .bind(c.failures)
+                .bind(c.locked_until)
+                .bind(c.expires_at(policy));
+        }
+        query.execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -480,7 +525,7 @@ impl IdentityStore for SqliteStore {
 impl LoginRecordStore for SqliteStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        Self::insert_record(&mut tx, r).await?;
+        Self::insert_record(&mut tx, r, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -777,15 +822,9 @@ async fn log_revocations(tx: &mut SqliteTx, revoked: &[(String, Option<i64>)]) -
     Ok(())
 }
 
-/// Gives one slot of each key back.
-fn release_query(keys: &[&str]) -> StoreResult<SqliteQuery> {
-    let keys = serde_json::to_string(keys)
-        .map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))?;
-    Ok(sqlx::query(
-        "UPDATE lockouts SET failures = failures - 1 \
-         WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
-    )
-    .bind(keys))
+/// Lockout keys as a JSON array, for `json_each`.
+fn json_keys(keys: &[&str]) -> StoreResult<String> {
+    serde_json::to_string(keys).map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))
 }
 
 #[async_trait]
@@ -797,15 +836,10 @@ impl LockoutStore for SqliteStore {
     ) -> StoreResult<Vec<LockoutDecision>> {
         common::distinct_keys(keys)?;
         let mut tx = self.begin_write().await?;
-        let mut stored = Vec::with_capacity(keys.len());
-        for (key, _) in keys {
-            stored.push(Self::load_counter(&mut tx, key).await?);
-        }
+        let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
+        let stored = Self::load_counters(&mut tx, &names).await?;
         let (decisions, changes) = common::lockout_reserve_all(&stored, keys, now);
-        for (i, counter) in changes {
-            let (key, policy) = keys[i];
-            Self::save_counter(&mut tx, key, counter, policy).await?;
-        }
+        Self::save_counters(&mut tx, keys, &changes).await?;
         tx.commit().await?;
         Ok(decisions)
     }
@@ -817,19 +851,27 @@ impl LockoutStore for SqliteStore {
     ) -> StoreResult<Vec<Option<UnixMillis>>> {
         common::distinct_keys(keys)?;
         let mut tx = self.begin_write().await?;
-        let mut locks = Vec::with_capacity(keys.len());
-        for &(key, policy) in keys {
-            let counter =
-                common::lockout_fail(Self::load_counter(&mut tx, key).await?, policy, now);
-            Self::save_counter(&mut tx, key, counter, policy).await?;
-            locks.push(counter.locked_until);
-        }
+        let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
+        let stored = Self::load_counters(&mut tx, &names).await?;
+        let changes: Vec<(usize, Counter)> = stored
+            .into_iter()
+            .zip(keys)
+            .map(|(c, (_, policy))| common::lockout_fail(c, *policy, now))
+            .enumerate()
+            .collect();
+        Self::save_counters(&mut tx, keys, &changes).await?;
         tx.commit().await?;
-        Ok(locks)
+        Ok(changes.iter().map(|(_, c)| c.locked_until).collect())
     }
 
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()> {
-        release_query(keys)?.execute(&self.writer).await?;
+        sqlx::query(
+            "UPDATE lockouts SET failures = failures - 1 \
+             WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
+        )
+        .bind(json_keys(keys)?)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -839,8 +881,7 @@ impl LockoutStore for SqliteStore {
         record: &LoginRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        release_query(keys)?.execute(&mut *tx).await?;
-        Self::insert_record(&mut tx, record).await?;
+        Self::insert_record(&mut tx, record, Some(keys)).await?;
         tx.commit().await?;
         Ok(())
     }
