@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use portcullis_config::Config;
-use portcullis_store::{Session, Store, User};
+use portcullis_store::{LoginRecord, Session, Store, User};
 
 use crate::activity::{Activity, ActivityTracker, Holder, SessionFacts};
 use crate::clock::Clock;
 use crate::error::{AuthError, CoreError};
+use crate::lockout::Slot;
 use crate::revocation::RevocationIndex;
 use crate::settings::Settings;
 use crate::tokens::{Claims, TokenCodec, TokenError, TokenType};
@@ -306,6 +307,7 @@ impl Engine {
             id,
             is_login,
             upstream_groups,
+            finish,
         } = spec;
         let session = Session {
             id,
@@ -321,7 +323,15 @@ impl Engine {
             user_agent: ctx.user_agent.clone(),
             upstream_groups,
         };
-        self.store.create_session(&session).await?;
+        match finish {
+            None => self.store.create_session(&session).await?,
+            Some((record, Some(slot))) => slot.finish_login(Some(session.clone()), record).await?,
+            Some((record, None)) => {
+                self.store
+                    .finish_login(Some(&session), &[], &record)
+                    .await?;
+            }
+        }
         if !keys.settings.multiple_login && is_login {
             let revoked = self
                 .store
@@ -567,6 +577,9 @@ pub(crate) struct SessionSpec {
     pub is_login: bool,
     /// Groups the identity provider reported at login.
     pub upstream_groups: Vec<String>,
+    /// The login's record, written with the session (all or nothing), and the lockout slots of a
+    /// password login, given back with them.
+    pub finish: Option<(LoginRecord, Option<Slot>)>,
 }
 
 impl SessionSpec {
@@ -576,7 +589,14 @@ impl SessionSpec {
             id: random_id(),
             is_login: true,
             upstream_groups,
+            finish: None,
         }
+    }
+
+    /// Writes `record` with the session and gives `slot` back with them.
+    pub(crate) fn recording(mut self, record: LoginRecord, slot: Option<Slot>) -> Self {
+        self.finish = Some((record, slot));
+        self
     }
 }
 

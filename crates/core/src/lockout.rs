@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_store::{
-    LockoutDecision, LockoutPolicy, LoginRecord, Store, StoreError, UnixMillis,
+    LockoutDecision, LockoutPolicy, LoginRecord, Session, Store, StoreError, UnixMillis,
 };
 
 use crate::engine::Engine;
@@ -51,15 +51,20 @@ impl Slot {
 }
 
 impl Slot {
-    /// The attempt succeeded (or ended for another reason than a wrong password): gives the slots
-    /// back and adds its login record, in one store call.
-    pub async fn release_recording(mut self, record: LoginRecord) -> Result<(), StoreError> {
+    /// The attempt ended for another reason than a wrong password: gives the slots back, adds
+    /// its login `record` and creates its `session` if it succeeded, all in one store call
+    /// ([`Store::finish_login`]), which a cancelled request does not interrupt.
+    pub async fn finish_login(
+        mut self,
+        session: Option<Session>,
+        record: LoginRecord,
+    ) -> Result<(), StoreError> {
         self.settled = true;
         let store = self.store.clone();
         let keys = std::mem::take(&mut self.keys);
         detached(async move {
             let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-            store.lockout_release_recording(&keys, &record).await
+            store.finish_login(session.as_ref(), &keys, &record).await
         })
         .await
     }
@@ -85,6 +90,16 @@ async fn detached<T: Send + 'static>(
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(StoreError::interrupted()),
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Slot")
+            .field("keys", &keys)
+            .field("settled", &self.settled)
+            .finish()
     }
 }
 

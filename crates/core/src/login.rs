@@ -8,6 +8,7 @@
 use portcullis_store::{LoginRecord, User, UserState};
 use tracing::Instrument;
 
+use crate::engine::SessionSpec;
 use crate::engine::{Engine, IssuedTokens, RequestContext};
 use crate::error::AuthError;
 use crate::lockout::{Reserved, Slot};
@@ -31,7 +32,7 @@ pub struct PasswordLogin<'a> {
 /// Who checked the password.
 pub(crate) enum PasswordOutcome {
     /// A local account, and its lockout slots, still reserved: the caller issues the session and
-    /// then gives them back with the login record ([`Slot::release_recording`]).
+    /// then gives them back with the login record ([`Slot::finish_login`]).
     Local(User, Slot),
     /// A password-style provider (LDAP); the mapping already issued the tokens.
     Provider(IssuedTokens),
@@ -61,10 +62,13 @@ impl Engine {
             PasswordOutcome::Local(user, slot) => (user, slot),
             PasswordOutcome::Provider(tokens) => return Ok(tokens),
         };
-        // On an error here the slot is dropped, which gives it back.
-        let issued = self.issue_session(&user, "", req.client_id, ctx).await?;
+        // The session, the record and the slots' release are one store call; on an error before
+        // it the slot is dropped, which gives it back.
         let record = self.login_record(&user.name, req.login_type, "", ctx, true, REASON_OK);
-        slot.release_recording(record).await?;
+        let spec = SessionSpec::login(Vec::new()).recording(record, Some(slot));
+        let issued = self
+            .issue_session_with(&user, "", req.client_id, ctx, spec)
+            .await?;
         metrics::counter!("portcullis_logins_total", "provider" => "local", "result" => "success")
             .increment(1);
         Ok(issued)
@@ -236,7 +240,7 @@ impl Engine {
                 false,
                 "account is disabled",
             );
-            slot.release_recording(record).await?;
+            slot.finish_login(None, record).await?;
             return Err(AuthError::AccountDisabled);
         }
         Ok(PasswordOutcome::Local(user, slot))
@@ -387,7 +391,7 @@ impl Engine {
     }
 
     /// The login record of an attempt made now.
-    fn login_record(
+    pub(crate) fn login_record(
         &self,
         user: &str,
         login_type: &str,

@@ -185,15 +185,6 @@ pub trait LockoutStore: Send + Sync {
     /// The reserved attempt succeeded or was not a password guess: gives the slot of every key
     /// back, in one statement.
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()>;
-    /// The end of a successful attempt: gives the slot of every key back, as
-    /// [`lockout_release`](Self::lockout_release), and adds the attempt's login record, as
-    /// [`LoginRecordStore::add_login_record`], all or nothing. One statement on PostgreSQL, where
-    /// a password login's round trips are most of what it costs beyond the hash.
-    async fn lockout_release_recording(
-        &self,
-        keys: &[&str],
-        record: &LoginRecord,
-    ) -> StoreResult<()>;
     /// When the key is locked at `now`, the lock end.
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>>;
     /// Forgets the key (an operator unlocking an account).
@@ -226,6 +217,17 @@ pub trait Store:
 {
     /// Backend name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
+    /// The end of a login: creates `session` (when the login succeeded), gives one lockout slot
+    /// of each key in `release` back (as [`LockoutStore::lockout_release`]) and adds the login
+    /// `record` (as [`LoginRecordStore::add_login_record`]), all or nothing. One statement on
+    /// PostgreSQL and one transaction on SQLite: a login's round trips and commits are most of
+    /// what it costs beyond the password hash.
+    async fn finish_login(
+        &self,
+        session: Option<&Session>,
+        release: &[&str],
+        record: &LoginRecord,
+    ) -> StoreResult<()>;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Closes the connections (waiting for calls in flight); later calls fail. Call at shutdown

@@ -865,30 +865,6 @@ impl LockoutStore for PostgresStore {
         Ok(())
     }
 
-    async fn lockout_release_recording(
-        &self,
-        keys: &[&str],
-        record: &LoginRecord,
-    ) -> StoreResult<()> {
-        // One statement, so one round trip and all or nothing.
-        record_query(
-            concat!(
-                "WITH released AS (UPDATE lockouts SET failures = failures - 1 ",
-                "WHERE lock_key = ANY($10) AND failures > 0), ",
-                "last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2) ",
-                "INSERT INTO login_records (",
-                record_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            ),
-            record,
-        )
-        .bind(keys)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| record_error(e, record))?;
-        Ok(())
-    }
-
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
         Ok(sqlx::query_scalar(
             "SELECT locked_until FROM lockouts WHERE lock_key = $1 AND locked_until > $2",
@@ -938,6 +914,64 @@ impl LockoutStore for PostgresStore {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn finish_login(
+        &self,
+        session: Option<&Session>,
+        release: &[&str],
+        record: &LoginRecord,
+    ) -> StoreResult<()> {
+        // One statement, so one round trip and all or nothing.
+        const FINISH: &str = concat!(
+            "WITH released AS (UPDATE lockouts SET failures = failures - 1 ",
+            "WHERE lock_key = ANY($10) AND failures > 0), ",
+            "last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2) ",
+            "INSERT INTO login_records (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        const FINISH_WITH_SESSION: &str = concat!(
+            "WITH released AS (UPDATE lockouts SET failures = failures - 1 ",
+            "WHERE lock_key = ANY($10) AND failures > 0), ",
+            "last_login AS (UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2), ",
+            "record AS (INSERT INTO login_records (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) ",
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+        );
+        let query = record_query(
+            if session.is_some() {
+                FINISH_WITH_SESSION
+            } else {
+                FINISH
+            },
+            record,
+        )
+        .bind(release);
+        let query = match session {
+            Some(s) => query
+                .bind(&s.id)
+                .bind(&s.user)
+                .bind(&s.client_id)
+                .bind(&s.provider)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(s.last_seen_at)
+                .bind(s.refresh_generation)
+                .bind(s.revoked_at)
+                .bind(&s.source_ip)
+                .bind(&s.user_agent)
+                .bind(crate::common::groups_json(&s.upstream_groups)),
+            None => query,
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(|e| common::finish_login_error(e, session, record))?;
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -162,53 +162,80 @@ impl SqliteStore {
         Ok(self.writer.begin(Some("BEGIN IMMEDIATE")).await?)
     }
 
-    /// Adds a login record and, for a success, sets the user's last login time: two statements
-    /// in one command to the connection's thread. With `release`, first gives one lockout slot
-    /// of each of those keys back, in the same command.
+    /// Adds a login record and, for a success, sets the user's last login time, in one command
+    /// to the connection's thread (two statements). With `finish`, first gives one lockout slot
+    /// of each of its keys back and then creates its session, if any, in the same command.
     async fn insert_record(
         tx: &mut SqliteTx,
         r: &LoginRecord,
-        release: Option<&[&str]>,
+        finish: Option<(&[&str], Option<&Session>)>,
     ) -> StoreResult<()> {
-        const RECORD: &str = concat!(
-            "INSERT INTO login_records (",
-            record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); ",
-            "UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2"
+        macro_rules! record_sql {
+            () => {
+                concat!(
+                    "INSERT INTO login_records (",
+                    record_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); ",
+                    "UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2"
+                )
+            };
+        }
+        macro_rules! release_sql {
+            () => {
+                concat!(
+                    "UPDATE lockouts SET failures = failures - 1 ",
+                    "WHERE lock_key IN (SELECT value FROM json_each($10)) AND failures > 0; "
+                )
+            };
+        }
+        const RECORD: &str = record_sql!();
+        const RELEASE_AND_RECORD: &str = concat!(release_sql!(), record_sql!());
+        const FINISH_WITH_SESSION: &str = concat!(
+            release_sql!(),
+            record_sql!(),
+            "; INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
         );
-        const RELEASE_AND_RECORD: &str = concat!(
-            "UPDATE lockouts SET failures = failures - 1 ",
-            "WHERE lock_key IN (SELECT value FROM json_each($10)) AND failures > 0; ",
-            "INSERT INTO login_records (",
-            record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); ",
-            "UPDATE users SET last_login_at = $3 WHERE $8 AND name = $2"
-        );
-        let query = sqlx::query(if release.is_some() {
-            RELEASE_AND_RECORD
-        } else {
-            RECORD
-        })
-        .bind(&r.id)
-        .bind(&r.user)
-        .bind(r.at)
-        .bind(&r.login_type)
-        .bind(&r.provider)
-        .bind(&r.source_ip)
-        .bind(&r.user_agent)
-        .bind(r.success)
-        .bind(&r.reason);
-        let query = match release {
-            Some(keys) => query.bind(json_keys(keys)?),
-            None => query,
+        let sql = match finish {
+            None => RECORD,
+            Some((_, None)) => RELEASE_AND_RECORD,
+            Some((_, Some(_))) => FINISH_WITH_SESSION,
         };
+        let mut query = sqlx::query(sql)
+            .bind(&r.id)
+            .bind(&r.user)
+            .bind(r.at)
+            .bind(&r.login_type)
+            .bind(&r.provider)
+            .bind(&r.source_ip)
+            .bind(&r.user_agent)
+            .bind(r.success)
+            .bind(&r.reason);
+        let mut session = None;
+        if let Some((release, s)) = finish {
+            query = query.bind(json_keys(release)?);
+            session = s;
+        }
+        if let Some(s) = session {
+            query = query
+                .bind(&s.id)
+                .bind(&s.user)
+                .bind(&s.client_id)
+                .bind(&s.provider)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(s.last_seen_at)
+                .bind(s.refresh_generation)
+                .bind(s.revoked_at)
+                .bind(&s.source_ip)
+                .bind(&s.user_agent)
+                .bind(crate::common::groups_json(&s.upstream_groups));
+        }
         query
             .execute(&mut **tx)
             .await
-            .map_err(|e| match common::unique_violation(&e) {
-                Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-                None => e.into(),
-            })?;
+            .map_err(|e| common::finish_login_error(e, session, r))?;
         Ok(())
     }
 
@@ -875,17 +902,6 @@ impl LockoutStore for SqliteStore {
         Ok(())
     }
 
-    async fn lockout_release_recording(
-        &self,
-        keys: &[&str],
-        record: &LoginRecord,
-    ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        Self::insert_record(&mut tx, record, Some(keys)).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
         Ok(sqlx::query_scalar(
             "SELECT locked_until FROM lockouts WHERE lock_key = $1 AND locked_until > $2",
@@ -934,6 +950,18 @@ impl LockoutStore for SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn finish_login(
+        &self,
+        session: Option<&Session>,
+        release: &[&str],
+        record: &LoginRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_record(&mut tx, record, Some((release, session))).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -278,13 +278,22 @@ impl Engine {
                 .federation_failure(provider, &user.name, ctx, e, Some("account is disabled"))
                 .await);
         }
+        // The session and its login record are written together.
+        let record = self.login_record(
+            &user.name,
+            LOGIN_TYPE,
+            provider,
+            ctx,
+            true,
+            "authenticated successfully",
+        );
         let issued = self
             .issue_session_with(
                 &user,
                 provider,
                 client_id,
                 ctx,
-                crate::engine::SessionSpec::login(upstream_groups.to_vec()),
+                crate::engine::SessionSpec::login(upstream_groups.to_vec()).recording(record, None),
             )
             .await;
         let tokens = match issued {
@@ -295,15 +304,6 @@ impl Engine {
                     .await);
             }
         };
-        self.record(
-            &user.name,
-            LOGIN_TYPE,
-            provider,
-            ctx,
-            true,
-            "authenticated successfully",
-        )
-        .await;
         metrics::counter!("portcullis_logins_total", "provider" => provider.to_owned(), "result" => "success")
             .increment(1);
         Ok(FederatedLogin::LoggedIn {

@@ -161,6 +161,7 @@ impl Engine {
                     id: code.session_id.clone(),
                     is_login: false,
                     upstream_groups,
+                    finish: None,
                 },
             )
             .await?;

@@ -83,6 +83,7 @@ impl Engine {
                     id: random_id(),
                     is_login: false,
                     upstream_groups: Vec::new(),
+                    finish: None,
                 },
             )
             .await?;

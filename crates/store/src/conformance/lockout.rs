@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{race, record, sample_user};
-use crate::{LockoutDecision, LockoutPolicy, Store, StoreError, StoreResult};
+use super::{race, record, sample_user, session};
+use crate::{LockoutDecision, LockoutPolicy, LoginRecord, Store, StoreError, StoreResult};
 
 /// The multi-key lockout calls with one key, as most cases use them.
 #[async_trait::async_trait]
@@ -175,23 +175,27 @@ pub async fn lockout_window_rolls_over(store: Arc<dyn Store>) {
     );
 }
 
-/// The end of a successful login gives every key's slot back and adds its record (and the last
-/// login time), all or nothing: a record that cannot be added gives no slot back.
-pub async fn lockout_release_recording_is_all_or_nothing(store: Arc<dyn Store>) {
+/// The end of a login creates its session, gives every key's slot back and adds its record (and
+/// the last login time), all or nothing: a record or session that cannot be added gives no slot
+/// back and leaves nothing behind.
+pub async fn finish_login_is_all_or_nothing(store: Arc<dyn Store>) {
     let policy = LockoutPolicy {
         max_failures: 1,
         window_ms: MINUTE,
     };
     store.create_user(&sample_user("rr")).await.unwrap();
     let keys = [("user:rr", policy), ("ip:rr", policy)];
+    let names = ["user:rr", "ip:rr"];
     let reserve = || store.lockout_reserve(&keys, 10);
     assert_eq!(reserve().await.unwrap(), [LockoutDecision::Allowed; 2]);
     assert_eq!(reserve().await.unwrap()[0], LockoutDecision::Busy);
 
+    let first = session("rr-s1", "rr", 7_000, None);
     store
-        .lockout_release_recording(&["user:rr", "ip:rr"], &record("rr-1", "rr", 7_000))
+        .finish_login(Some(&first), &names, &record("rr-1", "rr", 7_000))
         .await
         .unwrap();
+    assert_eq!(store.get_session("rr-s1").await.unwrap(), Some(first));
     let (records, total) = store.list_login_records("rr", 0, 10).await.unwrap();
     assert_eq!((records.len(), total), (1, 1));
     assert_eq!(records[0].id, "rr-1");
@@ -200,18 +204,52 @@ pub async fn lockout_release_recording_is_all_or_nothing(store: Arc<dyn Store>) 
     // Both slots are back: the next attempt reserves both again.
     assert_eq!(reserve().await.unwrap(), [LockoutDecision::Allowed; 2]);
 
-    // The same record id again: refused, and the slots stay reserved.
+    // The same record id again: refused, no new session, and the slots stay reserved.
     let refused = store
-        .lockout_release_recording(&["user:rr", "ip:rr"], &record("rr-1", "rr", 8_000))
+        .finish_login(
+            Some(&session("rr-s2", "rr", 8_000, None)),
+            &names,
+            &record("rr-1", "rr", 8_000),
+        )
         .await;
     assert!(
-        matches!(refused, Err(StoreError::Conflict(_))),
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("rr-1")),
         "{refused:?}"
     );
+    // The same session id again: refused too, naming the session.
+    let refused = store
+        .finish_login(
+            Some(&session("rr-s1", "rr", 8_000, None)),
+            &names,
+            &record("rr-2", "rr", 8_000),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("rr-s1")),
+        "{refused:?}"
+    );
+    assert_eq!(store.get_session("rr-s2").await.unwrap(), None);
     assert_eq!(reserve().await.unwrap()[0], LockoutDecision::Busy);
     let user = store.get_user("rr").await.unwrap().unwrap();
-    assert_eq!(user.last_login_at, Some(7_000), "nothing of it was written");
+    assert_eq!(
+        user.last_login_at,
+        Some(7_000),
+        "nothing of them was written"
+    );
     assert_eq!(store.list_login_records("rr", 0, 10).await.unwrap().1, 1);
+
+    // Without a session (a disabled account): the slots back and a failed record only.
+    let failed = LoginRecord {
+        success: false,
+        reason: "account is disabled".to_owned(),
+        ..record("rr-3", "rr", 9_000)
+    };
+    store.finish_login(None, &names, &failed).await.unwrap();
+    assert_eq!(reserve().await.unwrap(), [LockoutDecision::Allowed; 2]);
+    let (records, total) = store.list_login_records("rr", 0, 10).await.unwrap();
+    assert_eq!((records[0].id.as_str(), total), ("rr-3", 2));
+    let user = store.get_user("rr").await.unwrap().unwrap();
+    assert_eq!(user.last_login_at, Some(7_000), "a failure is no login");
 }
 
 /// Released reservations give their slot back; reservations in flight hold theirs.

@@ -69,7 +69,7 @@ macro_rules! conformance_tests {
             lockout_lock_expires_after_window,
             lockout_window_rolls_over,
             lockout_release_gives_slot_back,
-            lockout_release_recording_is_all_or_nothing,
+            finish_login_is_all_or_nothing,
             lockout_keys_all_or_none,
             lockout_clear,
             lockout_concurrent_reservations,
