@@ -110,7 +110,42 @@ macro_rules! session_columns {
         "id, user_name, client_id, provider, created_at, expires_at, last_seen_at, refresh_generation, revoked_at, source_ip, user_agent, upstream_groups"
     };
 }
-pub(crate) use {link_columns, record_columns, session_columns, user_columns};
+/// Binds a session's fields to `query`, in [`session_columns!`] order.
+macro_rules! bind_session {
+    ($query:expr, $s:expr) => {
+        $query
+            .bind(&$s.id)
+            .bind(&$s.user)
+            .bind(&$s.client_id)
+            .bind(&$s.provider)
+            .bind($s.created_at)
+            .bind($s.expires_at)
+            .bind($s.last_seen_at)
+            .bind($s.refresh_generation)
+            .bind($s.revoked_at)
+            .bind(&$s.source_ip)
+            .bind(&$s.user_agent)
+            .bind($crate::common::groups_json(&$s.upstream_groups))
+    };
+}
+/// Binds a login record's fields to `query`, in [`record_columns!`] order.
+macro_rules! bind_record {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind(&$r.id)
+            .bind(&$r.user)
+            .bind($r.at)
+            .bind(&$r.login_type)
+            .bind(&$r.provider)
+            .bind(&$r.source_ip)
+            .bind(&$r.user_agent)
+            .bind($r.success)
+            .bind(&$r.reason)
+    };
+}
+pub(crate) use {
+    bind_record, bind_session, link_columns, record_columns, session_columns, user_columns,
+};
 
 pub(crate) fn user_from_row(r: &impl RowExt) -> StoreResult<User> {
     let name = r.text("name")?;

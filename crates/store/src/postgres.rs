@@ -475,16 +475,7 @@ fn record_query<'q>(
     sql: &'static str,
     r: &'q LoginRecord,
 ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    sqlx::query(sql)
-        .bind(&r.id)
-        .bind(&r.user)
-        .bind(r.at)
-        .bind(&r.login_type)
-        .bind(&r.provider)
-        .bind(&r.source_ip)
-        .bind(&r.user_agent)
-        .bind(r.success)
-        .bind(&r.reason)
+    common::bind_record!(sqlx::query(sql), r)
 }
 
 fn record_error(e: sqlx::Error, r: &LoginRecord) -> StoreError {
@@ -605,23 +596,14 @@ impl LoginRecordStore for PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO sessions (",
-            session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&s.id)
-        .bind(&s.user)
-        .bind(&s.client_id)
-        .bind(&s.provider)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.last_seen_at)
-        .bind(s.refresh_generation)
-        .bind(s.revoked_at)
-        .bind(&s.source_ip)
-        .bind(&s.user_agent)
-        .bind(crate::common::groups_json(&s.upstream_groups))
+        common::bind_session!(
+            sqlx::query(concat!(
+                "INSERT INTO sessions (",
+                session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            )),
+            s
+        )
         .execute(&self.pool)
         .await
         .map_err(|e| match common::unique_violation(&e) {
@@ -952,19 +934,7 @@ impl Store for PostgresStore {
         )
         .bind(release);
         let query = match session {
-            Some(s) => query
-                .bind(&s.id)
-                .bind(&s.user)
-                .bind(&s.client_id)
-                .bind(&s.provider)
-                .bind(s.created_at)
-                .bind(s.expires_at)
-                .bind(s.last_seen_at)
-                .bind(s.refresh_generation)
-                .bind(s.revoked_at)
-                .bind(&s.source_ip)
-                .bind(&s.user_agent)
-                .bind(crate::common::groups_json(&s.upstream_groups)),
+            Some(s) => common::bind_session!(query, s),
             None => query,
         };
         query

@@ -202,35 +202,14 @@ impl SqliteStore {
             Some((_, None)) => RELEASE_AND_RECORD,
             Some((_, Some(_))) => FINISH_WITH_SESSION,
         };
-        let mut query = sqlx::query(sql)
-            .bind(&r.id)
-            .bind(&r.user)
-            .bind(r.at)
-            .bind(&r.login_type)
-            .bind(&r.provider)
-            .bind(&r.source_ip)
-            .bind(&r.user_agent)
-            .bind(r.success)
-            .bind(&r.reason);
+        let mut query = common::bind_record!(sqlx::query(sql), r);
         let mut session = None;
         if let Some((release, s)) = finish {
             query = query.bind(json_keys(release)?);
             session = s;
         }
         if let Some(s) = session {
-            query = query
-                .bind(&s.id)
-                .bind(&s.user)
-                .bind(&s.client_id)
-                .bind(&s.provider)
-                .bind(s.created_at)
-                .bind(s.expires_at)
-                .bind(s.last_seen_at)
-                .bind(s.refresh_generation)
-                .bind(s.revoked_at)
-                .bind(&s.source_ip)
-                .bind(&s.user_agent)
-                .bind(crate::common::groups_json(&s.upstream_groups));
+            query = common::bind_session!(query, s);
         }
         query
             .execute(&mut **tx)
@@ -647,23 +626,14 @@ impl LoginRecordStore for SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO sessions (",
-            session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&s.id)
-        .bind(&s.user)
-        .bind(&s.client_id)
-        .bind(&s.provider)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.last_seen_at)
-        .bind(s.refresh_generation)
-        .bind(s.revoked_at)
-        .bind(&s.source_ip)
-        .bind(&s.user_agent)
-        .bind(crate::common::groups_json(&s.upstream_groups))
+        common::bind_session!(
+            sqlx::query(concat!(
+                "INSERT INTO sessions (",
+                session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            )),
+            s
+        )
         .execute(&self.writer)
         .await
         .map_err(|e| match common::unique_violation(&e) {
