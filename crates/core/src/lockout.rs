@@ -48,9 +48,7 @@ impl Slot {
         let keys = std::mem::take(&mut self.keys);
         detached(async move { release(store.as_ref(), &keys).await }).await
     }
-}
 
-impl Slot {
     /// The attempt ended for another reason than a wrong password: gives the slots back, adds
     /// its login `record` and creates its `session` if it succeeded, all in one store call
     /// ([`Store::finish_login`]), which a cancelled request does not interrupt.

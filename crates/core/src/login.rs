@@ -8,8 +8,7 @@
 use portcullis_store::{LoginRecord, User, UserState};
 use tracing::Instrument;
 
-use crate::engine::SessionSpec;
-use crate::engine::{Engine, IssuedTokens, RequestContext};
+use crate::engine::{Engine, IssuedTokens, RequestContext, SessionSpec};
 use crate::error::AuthError;
 use crate::lockout::{Reserved, Slot};
 use crate::names::looks_like_email;

@@ -101,7 +101,7 @@ impl SqliteStore {
             // One connection that never closes: the database lives as long as it does.
             let mut conn = options.connect().await?;
             common::migrator(MIGRATIONS).run(&mut conn).await?;
-            let pool = SqliteConns::new(conn, options, 1, ACQUIRE_TIMEOUT);
+            let pool = SqliteConns::in_memory(conn, options, ACQUIRE_TIMEOUT);
             return Ok(SqliteStore {
                 writer: pool.clone(),
                 reader: pool,

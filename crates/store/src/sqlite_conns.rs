@@ -70,7 +70,26 @@ impl SqliteConns {
         size: u32,
         acquire_timeout: Duration,
     ) -> SqliteConns {
-        let replace_stuck = options.get_filename() != std::path::Path::new(":memory:");
+        Self::build(first, options, size, acquire_timeout, true)
+    }
+
+    /// Wraps the one connection of an in-memory database, which lives only as long as that
+    /// connection: it is never replaced, not even when stuck in a transaction.
+    pub(crate) fn in_memory(
+        only: SqliteConnection,
+        options: SqliteConnectOptions,
+        acquire_timeout: Duration,
+    ) -> SqliteConns {
+        Self::build(only, options, 1, acquire_timeout, false)
+    }
+
+    fn build(
+        first: SqliteConnection,
+        options: SqliteConnectOptions,
+        size: u32,
+        acquire_timeout: Duration,
+        replace_stuck: bool,
+    ) -> SqliteConns {
         SqliteConns(Arc::new(Inner {
             options,
             size,
