@@ -266,27 +266,26 @@ pub(crate) enum Unique {
     Other,
 }
 
-/// Classifies a unique violation by the constraint name (PostgreSQL) or the message, which names
-/// the columns (SQLite). `None` when the error is not a unique violation.
-/// The error of a `finish_login` that failed: a conflict names the session or the record.
-pub(crate) fn finish_login_error(
+/// The error of a failed login-record write (with its session, in `finish_login`): a conflict
+/// names the session or the record.
+pub(crate) fn login_write_error(
     e: sqlx::Error,
     session: Option<&crate::Session>,
     record: &crate::LoginRecord,
 ) -> crate::StoreError {
-    let Some(db) = e
-        .as_database_error()
-        .filter(|_| unique_violation(&e).is_some())
-    else {
-        return e.into();
-    };
-    let what = db.constraint().unwrap_or_else(|| db.message());
-    crate::StoreError::Conflict(match session {
-        Some(s) if what.contains("sessions") => format!("session {:?} already exists", s.id),
-        _ => format!("login record {:?} already exists", record.id),
-    })
+    match (unique_violation(&e), session) {
+        (None, _) => e.into(),
+        (Some(Unique::Session), Some(s)) => {
+            crate::StoreError::Conflict(format!("session {:?} already exists", s.id))
+        }
+        (Some(_), _) => {
+            crate::StoreError::Conflict(format!("login record {:?} already exists", record.id))
+        }
+    }
 }
 
+/// Classifies a unique violation by the constraint name (PostgreSQL) or the message, which names
+/// the columns (SQLite). `None` when the error is not a unique violation.
 pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<Unique> {
     let db = err.as_database_error()?;
     if db.kind() != ErrorKind::UniqueViolation {

@@ -478,13 +478,6 @@ fn record_query<'q>(
     common::bind_record!(sqlx::query(sql), r)
 }
 
-fn record_error(e: sqlx::Error, r: &LoginRecord) -> StoreError {
-    match common::unique_violation(&e) {
-        Some(_) => StoreError::Conflict(format!("login record {:?} already exists", r.id)),
-        None => e.into(),
-    }
-}
-
 #[async_trait]
 impl LoginRecordStore for PostgresStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
@@ -499,7 +492,7 @@ impl LoginRecordStore for PostgresStore {
         )
         .execute(&self.pool)
         .await
-        .map_err(|e| record_error(e, r))?;
+        .map_err(|e| common::login_write_error(e, None, r))?;
         Ok(())
     }
 
@@ -940,7 +933,7 @@ impl Store for PostgresStore {
         query
             .execute(&self.pool)
             .await
-            .map_err(|e| common::finish_login_error(e, session, record))?;
+            .map_err(|e| common::login_write_error(e, session, record))?;
         Ok(())
     }
 

@@ -214,7 +214,7 @@ impl SqliteStore {
         query
             .execute(&mut **tx)
             .await
-            .map_err(|e| common::finish_login_error(e, session, r))?;
+            .map_err(|e| common::login_write_error(e, session, r))?;
         Ok(())
     }
 
