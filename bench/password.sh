@@ -51,6 +51,9 @@ one_build() {
   cat >"$dir/config/kubesphere.yaml" <<YAML
 authentication:
   jwtSecret: bench-secret-0123456789
+  # As bench/run.sh: each login keeps the others (KubeSphere's default, false, adds a revocation
+  # of the user's other sessions to every login).
+  multipleLogin: true
   oauthOptions:
     clients:
     - name: console

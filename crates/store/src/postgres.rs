@@ -56,6 +56,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "upstream_email_verified",
         include_str!("../migrations/postgres/0006_upstream_email_verified.sql"),
     ),
+    (
+        7,
+        "live_sessions_index",
+        include_str!("../migrations/postgres/0007_live_sessions_index.sql"),
+    ),
 ];
 
 /// Connections per server.

@@ -58,6 +58,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "upstream_email_verified",
         include_str!("../migrations/sqlite/0006_upstream_email_verified.sql"),
     ),
+    (
+        7,
+        "live_sessions_index",
+        include_str!("../migrations/sqlite/0007_live_sessions_index.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.

@@ -114,3 +114,33 @@ async fn bad_schema_names_are_refused() {
         }
     }
 }
+
+/// Revoking a user's live sessions can read only the live ones (see the SQLite test of the same
+/// name). Sequential scans are switched off for the check: on an empty table the planner would
+/// rightly prefer one.
+#[tokio::test]
+async fn a_users_live_sessions_are_found_through_the_partial_index() {
+    let schema = fresh_schema();
+    open(&schema).await.close().await;
+    let mut conn = sqlx::PgConnection::connect(&url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET search_path = \"{schema}\"; SET enable_seqscan = off"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN UPDATE sessions SET revoked_at = 1 \
+         WHERE user_name = 'alice' AND revoked_at IS NULL AND (NULL::text IS NULL OR id <> 'x')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    drop_schema(&schema).await;
+    assert!(
+        plan.iter()
+            .any(|line| line.contains("sessions_live_user_idx")),
+        "{plan:?}"
+    );
+}

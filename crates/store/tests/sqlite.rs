@@ -150,3 +150,31 @@ async fn concurrent_writers_do_not_fail_busy() {
     assert_eq!(store.list_login_records("user3", 0, 1).await.unwrap().1, 25);
     store.close().await;
 }
+
+/// Revoking a user's live sessions reads only the live ones: revoked sessions stay until they
+/// expire, and with `multipleLogin: false` every login revokes the others, so a scan over all of
+/// a user's sessions made each login slower than the one before.
+#[tokio::test]
+async fn a_users_live_sessions_are_found_through_the_partial_index() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    store.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN UPDATE sessions SET revoked_at = 1 \
+         WHERE user_name = 'alice' AND revoked_at IS NULL AND (NULL IS NULL OR id <> 'x')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    assert!(
+        plan.iter()
+            .any(|(.., detail)| detail.contains("USING INDEX sessions_live_user_idx")),
+        "{plan:?}"
+    );
+}
