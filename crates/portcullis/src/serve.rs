@@ -148,5 +148,7 @@ async fn bootstrap_admin(engine: &Engine) -> Result<()> {
         Err(portcullis_core::CoreError::Conflict(_)) => {} // another replica created it first
         Err(e) => return Err(anyhow::anyhow!("creating the admin user: {e}")),
     }
+    // A one-off hash before any login: its 19 MiB working memory has nothing to be reused for.
+    portcullis_core::password::release_idle_memory(std::time::Duration::ZERO);
     Ok(())
 }
