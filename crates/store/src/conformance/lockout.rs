@@ -252,6 +252,64 @@ pub async fn finish_login_is_all_or_nothing(store: Arc<dyn Store>) {
     assert_eq!(user.last_login_at, Some(7_000), "a failure is no login");
 }
 
+/// Many logins of one account from one address at once: every call takes the same two counter
+/// rows, and none may wait on another in a cycle. PostgreSQL's `finish_login` and
+/// `lockout_release` once locked them in the table's physical order while the reservation locked
+/// them in key order, and a login rush deadlocked (a one-second stall, then an error).
+pub async fn lockout_rows_of_a_login_rush_never_deadlock(store: Arc<dyn Store>) {
+    const TASKS: usize = 8;
+    const LOGINS: usize = 60;
+    let policy = LockoutPolicy {
+        max_failures: 1_000,
+        window_ms: MINUTE,
+    };
+    store.create_user(&sample_user("rush")).await.unwrap();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Keys in both orders: callers need not sort them.
+                let names = if t % 2 == 0 {
+                    ["user:rush", "ip:rush"]
+                } else {
+                    ["ip:rush", "user:rush"]
+                };
+                let keys = [(names[0], policy), (names[1], policy)];
+                for i in 0..LOGINS {
+                    let decisions = store.lockout_reserve(&keys, 10).await?;
+                    assert_eq!(decisions, [LockoutDecision::Allowed; 2]);
+                    if i % 3 == 2 {
+                        store.lockout_release(&names).await?;
+                    } else {
+                        let id = format!("rush-{t}-{i}");
+                        let session = session(&id, "rush", 10, None);
+                        let with_session = (i % 3 == 0).then_some(&session);
+                        store
+                            .finish_login(with_session, &names, &record(&id, "rush", 10))
+                            .await?;
+                    }
+                }
+                StoreResult::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Every slot came back: a policy of one failure still allows the next attempt.
+    let one = LockoutPolicy {
+        max_failures: 1,
+        ..policy
+    };
+    assert_eq!(
+        store
+            .lockout_reserve(&[("user:rush", one), ("ip:rush", one)], 10)
+            .await
+            .unwrap(),
+        [LockoutDecision::Allowed; 2]
+    );
+}
+
 /// Released reservations give their slot back; reservations in flight hold theirs.
 pub async fn lockout_release_gives_slot_back(store: Arc<dyn Store>) {
     let policy = LockoutPolicy {

@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
             lockout_window_rolls_over,
             lockout_release_gives_slot_back,
             finish_login_is_all_or_nothing,
+            lockout_rows_of_a_login_rush_never_deadlock,
             lockout_keys_all_or_none,
             lockout_clear,
             lockout_concurrent_reservations,
