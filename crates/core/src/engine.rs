@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use portcullis_config::Config;
-use portcullis_store::{LoginRecord, Session, Store, User};
+use portcullis_store::{LoginRecord, OidcGrant, Session, Store, User};
 
 use crate::activity::{Activity, ActivityTracker, Holder, SessionFacts};
 use crate::clock::Clock;
@@ -307,7 +307,7 @@ impl Engine {
             id,
             is_login,
             upstream_groups,
-            finish,
+            with,
         } = spec;
         let session = Session {
             id,
@@ -323,13 +323,18 @@ impl Engine {
             user_agent: ctx.user_agent.clone(),
             upstream_groups,
         };
-        match finish {
-            None => self.store.create_session(&session).await?,
-            Some((record, Some(slot))) => slot.finish_login(Some(session.clone()), record).await?,
-            Some((record, None)) => {
+        match with {
+            WrittenWith::Nothing => self.store.create_session(&session).await?,
+            WrittenWith::LoginRecord(record, Some(slot)) => {
+                slot.finish_login(Some(session.clone()), record).await?
+            }
+            WrittenWith::LoginRecord(record, None) => {
                 self.store
                     .finish_login(Some(&session), &[], &record)
                     .await?;
+            }
+            WrittenWith::Grant(grant) => {
+                self.store.create_granted_session(&session, &grant).await?
             }
         }
         if !keys.settings.multiple_login && is_login {
@@ -577,9 +582,19 @@ pub(crate) struct SessionSpec {
     pub is_login: bool,
     /// Groups the identity provider reported at login.
     pub upstream_groups: Vec<String>,
-    /// The login's record, written with the session (all or nothing), and the lockout slots of a
-    /// password login, given back with them.
-    pub finish: Option<(LoginRecord, Option<Slot>)>,
+    /// What is written with the session, all or nothing.
+    pub with: WrittenWith,
+}
+
+/// What is written together with a new session, in the same store call.
+#[derive(Debug)]
+pub(crate) enum WrittenWith {
+    /// Nothing else.
+    Nothing,
+    /// The login's record, and the lockout slots of a password login, given back with them.
+    LoginRecord(LoginRecord, Option<Slot>),
+    /// The session's OpenID Connect grant (the code exchange, client credentials).
+    Grant(OidcGrant),
 }
 
 impl SessionSpec {
@@ -589,13 +604,13 @@ impl SessionSpec {
             id: random_id(),
             is_login: true,
             upstream_groups,
-            finish: None,
+            with: WrittenWith::Nothing,
         }
     }
 
     /// Writes `record` with the session and gives `slot` back with them.
     pub(crate) fn recording(mut self, record: LoginRecord, slot: Option<Slot>) -> Self {
-        self.finish = Some((record, slot));
+        self.with = WrittenWith::LoginRecord(record, slot);
         self
     }
 }

@@ -266,6 +266,36 @@ pub(crate) enum Unique {
     Other,
 }
 
+/// The error of a failed session write: a conflict names the session (or, with
+/// `create_granted_session`, its grant, stored under the same id).
+pub(crate) fn session_write_error(e: sqlx::Error, session: &crate::Session) -> StoreError {
+    match unique_violation(&e) {
+        Some(Unique::Session) => {
+            StoreError::Conflict(format!("session {:?} already exists", session.id))
+        }
+        Some(_) => StoreError::Conflict(format!(
+            "an OpenID Connect grant for session {:?} already exists",
+            session.id
+        )),
+        None => e.into(),
+    }
+}
+
+/// A grant must belong to the session it is created with.
+pub(crate) fn check_grant_of(
+    session: &crate::Session,
+    grant: &crate::OidcGrant,
+) -> StoreResult<()> {
+    if grant.session_id == session.id {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "the grant of session {:?} was given with session {:?}",
+            grant.session_id, session.id
+        )))
+    }
+}
+
 /// The error of a failed login-record write (with its session, in `finish_login`): a conflict
 /// names the session or the record.
 pub(crate) fn login_write_error(

@@ -228,6 +228,12 @@ pub trait Store:
         release: &[&str],
         record: &LoginRecord,
     ) -> StoreResult<()>;
+    /// Creates `session` and its OpenID Connect `grant` (whose `session_id` must be the
+    /// session's id), all or nothing: the sessions of the code exchange and of client credentials.
+    /// [`StoreError::Conflict`] if the session exists. One statement on PostgreSQL and one
+    /// transaction on SQLite.
+    async fn create_granted_session(&self, session: &Session, grant: &OidcGrant)
+    -> StoreResult<()>;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Closes the connections (waiting for calls in flight); later calls fail. Call at shutdown

@@ -17,10 +17,11 @@ use crate::common::{
     self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns,
     session_columns, user_columns,
 };
+use crate::oidc::{bind_grant, grant_columns};
 use crate::pg_conns::{PgConns, PgTx};
 use crate::{
     IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord,
-    LoginRecordStore, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
+    LoginRecordStore, OidcGrant, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
     UnixMillis, User, UserStore, UserUpdate, redact_url,
 };
 
@@ -604,10 +605,7 @@ impl SessionStore for PostgresStore {
         )
         .execute(&self.pool)
         .await
-        .map_err(|e| match common::unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("session {:?} already exists", s.id)),
-            None => e.into(),
-        })?;
+        .map_err(|e| common::session_write_error(e, s))?;
         Ok(())
     }
 
@@ -955,6 +953,24 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(|e| common::login_write_error(e, session, record))?;
+        Ok(())
+    }
+
+    async fn create_granted_session(&self, s: &Session, g: &OidcGrant) -> StoreResult<()> {
+        // One statement, so one round trip and all or nothing.
+        const SQL: &str = concat!(
+            "WITH session AS (INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) ",
+            "INSERT INTO oidc_grants (",
+            grant_columns!(),
+            ") VALUES ($13, $14, $15, $16, $17, $18, $19)"
+        );
+        common::check_grant_of(s, g)?;
+        bind_grant!(common::bind_session!(sqlx::query(SQL), s), g)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| common::session_write_error(e, s))?;
         Ok(())
     }
 

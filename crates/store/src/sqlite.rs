@@ -20,9 +20,10 @@ use crate::common::{
     self, Counter, MigrationFile, PRUNE_USER_PAGE, link_columns, record_columns, session_columns,
     user_columns,
 };
+use crate::oidc::{bind_grant, grant_columns};
 use crate::{
     IdentityLink, IdentityStore, LockoutDecision, LockoutPolicy, LockoutStore, LoginRecord,
-    LoginRecordStore, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
+    LoginRecordStore, OidcGrant, Revocation, Session, SessionStore, Store, StoreError, StoreResult,
     UnixMillis, User, UserStore, UserUpdate,
 };
 
@@ -641,10 +642,7 @@ impl SessionStore for SqliteStore {
         )
         .execute(&self.writer)
         .await
-        .map_err(|e| match common::unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("session {:?} already exists", s.id)),
-            None => e.into(),
-        })?;
+        .map_err(|e| common::session_write_error(e, s))?;
         Ok(())
     }
 
@@ -935,6 +933,26 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         Self::insert_record(&mut tx, record, Some((release, session))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_granted_session(&self, s: &Session, g: &OidcGrant) -> StoreResult<()> {
+        // One command to the connection's thread, in one write transaction.
+        const SQL: &str = concat!(
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); ",
+            "INSERT INTO oidc_grants (",
+            grant_columns!(),
+            ") VALUES ($13, $14, $15, $16, $17, $18, $19)"
+        );
+        common::check_grant_of(s, g)?;
+        let mut tx = self.begin_write().await?;
+        bind_grant!(common::bind_session!(sqlx::query(SQL), s), g)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| common::session_write_error(e, s))?;
         tx.commit().await?;
         Ok(())
     }

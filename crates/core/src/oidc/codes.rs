@@ -151,6 +151,15 @@ impl Engine {
             }
             _ => return Err(invalid("the login session behind this code has ended")),
         };
+        let grant = OidcGrant {
+            session_id: code.session_id.clone(),
+            client_id: x.client.name.clone(),
+            user: user.name.clone(),
+            scopes: code.scopes.clone(),
+            auth_time: code.auth_time,
+            auth_session: code.auth_session.clone(),
+            created_at: now,
+        };
         let tokens = self
             .issue_session_with(
                 &user,
@@ -161,22 +170,11 @@ impl Engine {
                     id: code.session_id.clone(),
                     is_login: false,
                     upstream_groups,
-                    finish: None,
+                    with: crate::engine::WrittenWith::Grant(grant),
                 },
             )
             .await?;
         let scopes = Scopes::parse(&code.scopes);
-        self.store
-            .put_oidc_grant(&OidcGrant {
-                session_id: tokens.session_id.clone(),
-                client_id: x.client.name.clone(),
-                user: user.name.clone(),
-                scopes: code.scopes.clone(),
-                auth_time: code.auth_time,
-                auth_session: code.auth_session.clone(),
-                created_at: now,
-            })
-            .await?;
         if self.store.auth_code_replayed(&code_hash).await? {
             self.revoke_session(&tokens.session_id).await?;
             return Err(invalid(

@@ -73,6 +73,16 @@ impl Engine {
             last_login_at: None,
             password_changed_at: None,
         };
+        let id = random_id();
+        let grant = OidcGrant {
+            session_id: id.clone(),
+            client_id: client.name.clone(),
+            user: subject.name.clone(),
+            scopes: scopes.to_string(),
+            auth_time: now,
+            auth_session: String::new(),
+            created_at: now,
+        };
         let tokens = self
             .issue_session_with(
                 &subject,
@@ -80,23 +90,12 @@ impl Engine {
                 &client.name,
                 ctx,
                 crate::engine::SessionSpec {
-                    id: random_id(),
+                    id,
                     is_login: false,
                     upstream_groups: Vec::new(),
-                    finish: None,
+                    with: crate::engine::WrittenWith::Grant(grant),
                 },
             )
-            .await?;
-        self.store
-            .put_oidc_grant(&OidcGrant {
-                session_id: tokens.session_id.clone(),
-                client_id: client.name.clone(),
-                user: subject.name.clone(),
-                scopes: scopes.to_string(),
-                auth_time: now,
-                auth_session: String::new(),
-                created_at: now,
-            })
             .await?;
         Ok(OidcTokens {
             tokens,

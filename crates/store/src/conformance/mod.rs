@@ -83,6 +83,7 @@ macro_rules! conformance_tests {
             federation_prune,
             oidc_signing_keys_generate_once,
             oidc_code_taken_once_and_replay_detected,
+            granted_session_is_all_or_nothing,
             oidc_grants_and_consents,
             oidc_prune,
         );

@@ -145,6 +145,62 @@ pub async fn oidc_code_taken_once_and_replay_detected(store: Arc<dyn Store>) {
     );
 }
 
+/// A session and its grant are created together or not at all.
+pub async fn granted_session_is_all_or_nothing(store: Arc<dyn Store>) {
+    let grant = |sid: &str| OidcGrant {
+        session_id: sid.into(),
+        client_id: "app".into(),
+        user: "client:app".into(),
+        scopes: "openid".into(),
+        auth_time: 900,
+        auth_session: String::new(),
+        created_at: 1_000,
+    };
+    let first = session("gs-1", "client:app", 1_000, None);
+    store
+        .create_granted_session(&first, &grant("gs-1"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_session("gs-1").await.unwrap(), Some(first));
+    assert_eq!(
+        store.get_oidc_grant("gs-1").await.unwrap(),
+        Some(grant("gs-1"))
+    );
+
+    // The same session again: refused, and its grant is the first one still.
+    let other = OidcGrant {
+        scopes: "openid email".into(),
+        ..grant("gs-1")
+    };
+    let again = store
+        .create_granted_session(&session("gs-1", "client:app", 2_000, None), &other)
+        .await;
+    let message = conflict(again);
+    assert!(message.contains("gs-1"), "{message}");
+    assert_eq!(
+        store.get_oidc_grant("gs-1").await.unwrap(),
+        Some(grant("gs-1"))
+    );
+
+    // A grant already stored under the new session's id: refused, and no session is left behind.
+    store.put_oidc_grant(&grant("gs-2")).await.unwrap();
+    let refused = store
+        .create_granted_session(&session("gs-2", "client:app", 3_000, None), &grant("gs-2"))
+        .await;
+    let message = conflict(refused);
+    assert!(message.contains("gs-2"), "{message}");
+    assert_eq!(store.get_session("gs-2").await.unwrap(), None);
+
+    // A grant of another session: refused before anything is written.
+    let mismatched = store
+        .create_granted_session(&session("gs-3", "client:app", 4_000, None), &grant("gs-4"))
+        .await;
+    let message = conflict(mismatched);
+    assert!(message.contains("gs-4"), "{message}");
+    assert_eq!(store.get_session("gs-3").await.unwrap(), None);
+    assert_eq!(store.get_oidc_grant("gs-4").await.unwrap(), None);
+}
+
 /// Grants and consents read back as written and are replaced by a later write.
 pub async fn oidc_grants_and_consents(store: Arc<dyn Store>) {
     let g = OidcGrant {

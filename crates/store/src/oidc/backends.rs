@@ -88,14 +88,7 @@ macro_rules! impl_oidc_store {
             }
 
             async fn put_oidc_grant(&self, g: &OidcGrant) -> StoreResult<()> {
-                sqlx::query(PUT_GRANT)
-                    .bind(&g.session_id)
-                    .bind(&g.client_id)
-                    .bind(&g.user)
-                    .bind(&g.scopes)
-                    .bind(g.auth_time)
-                    .bind(&g.auth_session)
-                    .bind(g.created_at)
+                bind_grant!(sqlx::query(PUT_GRANT), g)
                     .execute(&self.$w)
                     .await?;
                 Ok(())

@@ -179,6 +179,20 @@ macro_rules! grant_columns {
         "session_id, client_id, user_name, scopes, auth_time, auth_session, created_at"
     };
 }
+/// Binds a grant's fields to `query`, in [`grant_columns!`] order.
+macro_rules! bind_grant {
+    ($query:expr, $g:expr) => {
+        $query
+            .bind(&$g.session_id)
+            .bind(&$g.client_id)
+            .bind(&$g.user)
+            .bind(&$g.scopes)
+            .bind($g.auth_time)
+            .bind(&$g.auth_session)
+            .bind($g.created_at)
+    };
+}
+pub(crate) use {bind_grant, grant_columns};
 
 const INSERT_KEY: &str = concat!(
     "INSERT INTO oidc_signing_keys (",
