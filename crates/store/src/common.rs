@@ -419,7 +419,7 @@ pub(crate) struct Counter {
 }
 
 /// The policy with out-of-range values clamped: at least one failure, at least one millisecond.
-fn clamp(policy: LockoutPolicy) -> (i64, i64) {
+pub(crate) fn clamp(policy: LockoutPolicy) -> (i64, i64) {
     (policy.max_failures.max(1), policy.window_ms.max(1))
 }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Sqlite};
 
-use crate::sqlite_conns::{SqliteConns, SqliteTx};
+use crate::sqlite_conns::{SqliteConns, SqliteTx, in_one_transaction};
 
 use crate::common::{
     self, Counter, MigrationFile, PRUNE_USER_PAGE, link_columns, record_columns, session_columns,
@@ -168,11 +168,11 @@ impl SqliteStore {
         Ok(self.writer.begin(Some("BEGIN IMMEDIATE")).await?)
     }
 
-    /// Adds a login record and, for a success, sets the user's last login time, in one command
-    /// to the connection's thread (two statements). With `finish`, first gives one lockout slot
-    /// of each of its keys back and then creates its session, if any, in the same command.
+    /// Adds a login record and, for a success, sets the user's last login time: one transaction
+    /// in one command to the connection's thread. With `finish`, first gives one lockout slot of
+    /// each of its keys back and then creates its session, if any, in the same transaction.
     async fn insert_record(
-        tx: &mut SqliteTx,
+        &self,
         r: &LoginRecord,
         finish: Option<(&[&str], Option<&Session>)>,
     ) -> StoreResult<()> {
@@ -194,9 +194,9 @@ impl SqliteStore {
                 )
             };
         }
-        const RECORD: &str = record_sql!();
-        const RELEASE_AND_RECORD: &str = concat!(release_sql!(), record_sql!());
-        const FINISH_WITH_SESSION: &str = concat!(
+        const RECORD: &str = in_one_transaction!(record_sql!());
+        const RELEASE_AND_RECORD: &str = in_one_transaction!(release_sql!(), record_sql!());
+        const FINISH_WITH_SESSION: &str = in_one_transaction!(
             release_sql!(),
             record_sql!(),
             "; INSERT INTO sessions (",
@@ -217,8 +217,8 @@ impl SqliteStore {
         if let Some(s) = session {
             query = common::bind_session!(query, s);
         }
-        query
-            .execute(&mut **tx)
+        self.writer
+            .execute_in_transaction(query)
             .await
             .map_err(|e| common::login_write_error(e, session, r))?;
         Ok(())
@@ -536,10 +536,7 @@ impl IdentityStore for SqliteStore {
 #[async_trait]
 impl LoginRecordStore for SqliteStore {
     async fn add_login_record(&self, r: &LoginRecord) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        Self::insert_record(&mut tx, r, None).await?;
-        tx.commit().await?;
-        Ok(())
+        self.insert_record(r, None).await
     }
 
     async fn list_login_records(
@@ -823,6 +820,48 @@ async fn log_revocations(tx: &mut SqliteTx, revoked: &[(String, Option<i64>)]) -
 }
 
 /// Lockout keys as a JSON array, for `json_each`.
+/// `lockout_reserve` in one statement when every key is allowed: takes a slot of each key (a
+/// new window where the old one is over or its lock has run out, as `common::lockout_reserve`
+/// does) and returns the keys, or changes nothing and returns no row when any key is locked or
+/// has every slot taken. One statement is atomic and takes SQLite's write lock before it reads.
+/// `$1` is `[[key, max_failures, window_ms], ...]` with the policy clamped, `$2` is now.
+const RESERVE_ALL_OR_NONE: &str = "\
+    WITH wanted AS (
+        SELECT value ->> 0 AS lock_key, value ->> 1 AS max_failures, value ->> 2 AS window_ms
+        FROM json_each($1)
+    ), stored AS (
+        SELECT w.lock_key, w.max_failures, w.window_ms,
+               coalesce(l.locked_until > $2, 0) AS locked,
+               l.lock_key IS NULL OR $2 >= l.window_start + w.window_ms
+                   OR coalesce(l.locked_until <= $2, 0) AS fresh,
+               l.window_start, l.failures
+        FROM wanted w LEFT JOIN lockouts l ON l.lock_key = w.lock_key
+    ), next AS (
+        SELECT lock_key, max_failures, window_ms, locked,
+               iif(fresh, $2, window_start) AS window_start,
+               iif(fresh, 0, failures) AS failures
+        FROM stored
+    )
+    INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at)
+    SELECT lock_key, window_start, failures + 1, NULL, window_start + window_ms FROM next
+    WHERE NOT EXISTS (SELECT 1 FROM next WHERE locked OR failures >= max_failures)
+    ON CONFLICT (lock_key) DO UPDATE SET
+        window_start = excluded.window_start, failures = excluded.failures,
+        locked_until = NULL, expires_at = excluded.expires_at
+    RETURNING lock_key";
+
+/// The `$1` of [`RESERVE_ALL_OR_NONE`].
+fn reservation_json(keys: &[(&str, LockoutPolicy)]) -> StoreResult<String> {
+    let rows: Vec<(&str, i64, i64)> = keys
+        .iter()
+        .map(|(key, policy)| {
+            let (max, window) = common::clamp(*policy);
+            (*key, max, window)
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))
+}
+
 fn json_keys(keys: &[&str]) -> StoreResult<String> {
     serde_json::to_string(keys).map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))
 }
@@ -834,9 +873,19 @@ impl LockoutStore for SqliteStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<LockoutDecision>> {
-        common::distinct_keys(keys)?;
+        let names = common::distinct_keys(keys)?;
+        // The common case, every key allowed, is one statement (see `RESERVE_ALL_OR_NONE`);
+        // when it reserves nothing, the transaction below decides, and reserves if the counters
+        // changed in between.
+        let reserved: Vec<String> = sqlx::query_scalar(RESERVE_ALL_OR_NONE)
+            .bind(reservation_json(keys)?)
+            .bind(now)
+            .fetch_all(&self.writer)
+            .await?;
+        if !reserved.is_empty() {
+            return Ok(vec![LockoutDecision::Allowed; keys.len()]);
+        }
         let mut tx = self.begin_write().await?;
-        let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
         let stored = Self::load_counters(&mut tx, &names).await?;
         let (decisions, changes) = common::lockout_reserve_all(&stored, keys, now);
         Self::save_counters(&mut tx, keys, &changes).await?;
@@ -931,15 +980,12 @@ impl Store for SqliteStore {
         release: &[&str],
         record: &LoginRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        Self::insert_record(&mut tx, record, Some((release, session))).await?;
-        tx.commit().await?;
-        Ok(())
+        self.insert_record(record, Some((release, session))).await
     }
 
     async fn create_granted_session(&self, s: &Session, g: &OidcGrant) -> StoreResult<()> {
-        // One command to the connection's thread, in one write transaction.
-        const SQL: &str = concat!(
+        // One write transaction in one command to the connection's thread.
+        const SQL: &str = in_one_transaction!(
             "INSERT INTO sessions (",
             session_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); ",
@@ -948,12 +994,10 @@ impl Store for SqliteStore {
             ") VALUES ($13, $14, $15, $16, $17, $18, $19)"
         );
         common::check_grant_of(s, g)?;
-        let mut tx = self.begin_write().await?;
-        bind_grant!(common::bind_session!(sqlx::query(SQL), s), g)
-            .execute(&mut *tx)
+        self.writer
+            .execute_in_transaction(bind_grant!(common::bind_session!(sqlx::query(SQL), s), g))
             .await
             .map_err(|e| common::session_write_error(e, s))?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -967,3 +1011,7 @@ impl Store for SqliteStore {
         self.writer.close().await;
     }
 }
+
+#[cfg(test)]
+#[path = "sqlite_reserve_tests.rs"]
+mod reserve_tests;

@@ -13,6 +13,11 @@
 //! outlives a command: [`SqliteTx`] queues a rollback when it is dropped open (as sqlx's own
 //! transactions do), and a connection still inside a transaction when it is handed out is checked
 //! and, if stuck, replaced (see [`not_stuck_in_a_transaction`]).
+//!
+//! The hottest writes (a login's end, a granted session) skip even the transaction's own
+//! hand-overs: [`SqliteConns::execute_in_transaction`] sends `BEGIN IMMEDIATE; ...; COMMIT` as one
+//! command. A caller cancelled inside it leaves the connection marked, and the connection's next
+//! lease rolls back whatever the batch left open before handing it out.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,7 +43,7 @@ struct Inner {
     options: SqliteConnectOptions,
     size: u32,
     /// Connections ready for use, the most recently used last; `None` once closed.
-    idle: Mutex<Option<Vec<SqliteConnection>>>,
+    idle: Mutex<Option<Vec<Listed>>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
     /// Whether a connection stuck in a transaction is replaced (not for an in-memory database,
@@ -46,11 +51,21 @@ struct Inner {
     replace_stuck: bool,
 }
 
+/// A connection ready for use.
+#[derive(Debug)]
+struct Listed {
+    conn: SqliteConnection,
+    /// Its last caller went away inside a one-command transaction, which may still be open.
+    batch_unfinished: bool,
+}
+
 /// One connection, lent to one caller; listed again when dropped.
 struct Lease {
     conn: Option<SqliteConnection>,
     conns: Arc<Inner>,
     _permit: OwnedSemaphorePermit,
+    /// A one-command transaction was sent and has not been seen to end.
+    batch_unfinished: bool,
 }
 
 /// A transaction on one of the store's connections; derefs to the connection. Dropped while open
@@ -93,7 +108,10 @@ impl SqliteConns {
         SqliteConns(Arc::new(Inner {
             options,
             size,
-            idle: Mutex::new(Some(vec![first])),
+            idle: Mutex::new(Some(vec![Listed {
+                conn: first,
+                batch_unfinished: false,
+            }])),
             permits: Arc::new(Semaphore::new(size as usize)),
             acquire_timeout,
             replace_stuck,
@@ -118,19 +136,46 @@ impl SqliteConns {
                 None => return Err(sqlx::Error::PoolClosed),
             };
             // The permit guarantees that fewer than `size` connections are open or lent.
-            let Some(mut conn) = listed else {
+            let Some(Listed {
+                mut conn,
+                batch_unfinished,
+            }) = listed
+            else {
                 break inner.options.connect().await?;
             };
-            if !inner.replace_stuck || not_stuck_in_a_transaction(&mut conn).await? {
+            let usable = (!batch_unfinished || end_unfinished_batch(&mut conn).await)
+                && (!inner.replace_stuck || not_stuck_in_a_transaction(&mut conn).await?);
+            if usable || !inner.replace_stuck {
                 break conn;
             }
-            // Its thread closes the database handle when the connection is dropped.
+            // Its thread closes the database handle when the connection is dropped, which also
+            // rolls back what it left open.
         };
         Ok(Lease {
             conn: Some(conn),
             conns: self.0.clone(),
             _permit: permit,
+            batch_unfinished: false,
         })
+    }
+
+    /// Runs `query`, whose statements must be wrapped as `BEGIN IMMEDIATE; ...; COMMIT` (see
+    /// [`in_one_transaction`]), as one command to a connection's thread: all of it or none. On an
+    /// error the transaction is rolled back before the error is returned; a caller cancelled
+    /// before the answer leaves that to the connection's next lease.
+    pub(crate) async fn execute_in_transaction<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<SqliteQueryResult, sqlx::Error> {
+        let mut lease = self.lease().await?;
+        lease.batch_unfinished = true;
+        let result = lease.conn().execute(query).await;
+        if result.is_err() && !end_unfinished_batch(lease.conn()).await {
+            // Listed as unfinished: the next lease tries again, or replaces the connection.
+            return result;
+        }
+        lease.batch_unfinished = false;
+        result
     }
 
     /// Starts a transaction, with `statement` (`BEGIN IMMEDIATE` for writes) or a plain `BEGIN`.
@@ -152,10 +197,32 @@ impl SqliteConns {
         self.0.permits.close();
         let listed = self.0.idle.lock().expect("connection list").take();
         drop(all);
-        for conn in listed.unwrap_or_default() {
+        for Listed { conn, .. } in listed.unwrap_or_default() {
             if let Err(e) = conn.close().await {
                 tracing::warn!(error = %e, "closing a SQLite connection failed");
             }
+        }
+    }
+}
+
+/// Wraps a batch of statements for [`SqliteConns::execute_in_transaction`].
+macro_rules! in_one_transaction {
+    ($($sql:expr),+ $(,)?) => {
+        concat!("BEGIN IMMEDIATE; ", $($sql,)+ "; COMMIT")
+    };
+}
+pub(crate) use in_one_transaction;
+
+/// Rolls back what a one-command transaction left open, if anything; whether the connection is
+/// out of any transaction now. SQLite answers "no transaction is active" when the batch had
+/// ended (committed, or rolled back by SQLite itself).
+async fn end_unfinished_batch(conn: &mut SqliteConnection) -> bool {
+    match conn.execute("ROLLBACK").await {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "rolling back an unfinished SQLite transaction failed");
+            false
         }
     }
 }
@@ -192,7 +259,10 @@ impl Drop for Lease {
         if let Some(conn) = self.conn.take()
             && let Some(idle) = self.conns.idle.lock().expect("connection list").as_mut()
         {
-            idle.push(conn);
+            idle.push(Listed {
+                conn,
+                batch_unfinished: self.batch_unfinished,
+            });
         }
         // Once closed, the connection is dropped here and its thread closes it.
     }
@@ -362,6 +432,89 @@ mod tests {
             sqlx::query("SELECT 1").execute(&conns).await,
             Err(sqlx::Error::PoolClosed)
         ));
+    }
+
+    async fn values(conns: &SqliteConns) -> Vec<i64> {
+        sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(conns)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_one_command_transaction_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let conns = open(&dir, 1).await;
+        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL)")
+            .execute(&conns)
+            .await
+            .unwrap();
+        let done = conns
+            .execute_in_transaction(sqlx::query(in_one_transaction!(
+                "INSERT INTO t (v) VALUES ($1); INSERT INTO t (v) VALUES ($2)"
+            )))
+            .await;
+        assert!(done.is_err(), "no values bound: the first insert fails");
+        let both = sqlx::query(in_one_transaction!(
+            "INSERT INTO t (v) VALUES ($1); INSERT INTO t (v) VALUES ($2)"
+        ));
+        conns
+            .execute_in_transaction(both.bind(1).bind(2))
+            .await
+            .unwrap();
+        // The second statement fails: the first one's row is rolled back with it.
+        let failing = sqlx::query(in_one_transaction!(
+            "INSERT INTO t (v) VALUES ($1); INSERT INTO t (v) VALUES ($2)"
+        ));
+        let failed = conns
+            .execute_in_transaction(failing.bind(3).bind(None::<i64>))
+            .await;
+        assert!(
+            matches!(failed, Err(sqlx::Error::Database(_))),
+            "{failed:?}"
+        );
+        assert_eq!(values(&conns).await, [1, 2]);
+        // The connection is out of the transaction: a new one starts and commits.
+        let tx = conns.begin(Some("BEGIN IMMEDIATE")).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(listed(&conns), 1);
+        conns.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_open_by_a_cancelled_batch_is_rolled_back_at_the_next_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let conns = open(&dir, 1).await;
+        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL)")
+            .execute(&conns)
+            .await
+            .unwrap();
+        // What a caller cancelled half-way through a batch leaves: the batch's transaction
+        // open, with a statement done and no `COMMIT`.
+        let mut lease = conns.lease().await.unwrap();
+        lease.batch_unfinished = true;
+        lease
+            .conn()
+            .execute("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (7)")
+            .await
+            .unwrap();
+        drop(lease);
+        assert_eq!(values(&conns).await, Vec::<i64>::new());
+        conns
+            .execute_in_transaction(sqlx::query(in_one_transaction!(
+                "INSERT INTO t (v) VALUES (8)"
+            )))
+            .await
+            .unwrap();
+        assert_eq!(values(&conns).await, [8]);
+        // A batch that did end (committed) before its caller went away: the extra rollback
+        // finds nothing to do, and the connection stays.
+        let mut lease = conns.lease().await.unwrap();
+        lease.batch_unfinished = true;
+        drop(lease);
+        assert_eq!(values(&conns).await, [8]);
+        assert_eq!(listed(&conns), 1, "no connection was replaced");
+        conns.close().await;
     }
 
     #[tokio::test]

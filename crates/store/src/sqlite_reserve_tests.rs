@@ -1,0 +1,129 @@
+//! The one-statement reservation (`RESERVE_ALL_OR_NONE`) against the Rust rules it must agree
+//! with (`common::lockout_reserve_all`), over every combination of stored states of two keys.
+
+use sqlx::Row as _;
+
+use super::{RESERVE_ALL_OR_NONE, SqliteStore, reservation_json};
+use crate::common::{self, Counter};
+use crate::{LockoutDecision, LockoutPolicy, Store as _};
+
+const NOW: i64 = 1_000_000;
+const POLICIES: [LockoutPolicy; 2] = [
+    LockoutPolicy {
+        max_failures: 3,
+        window_ms: 1_000,
+    },
+    // Out of range: clamped to one failure and one millisecond, as the Rust rules do.
+    LockoutPolicy {
+        max_failures: 0,
+        window_ms: 0,
+    },
+];
+
+/// Stored states worth telling apart: none, a window under way with room or full, a window
+/// over, an active lock, a lock that has just run out, and one that ends exactly now.
+fn states() -> Vec<Option<Counter>> {
+    let counter = |window_start, failures, locked_until| {
+        Some(Counter {
+            window_start,
+            failures,
+            locked_until,
+        })
+    };
+    vec![
+        None,
+        counter(NOW - 500, 0, None),
+        counter(NOW - 500, 2, None),
+        counter(NOW - 500, 3, None),
+        counter(NOW - 1_000, 3, None),
+        counter(NOW, 0, None),
+        counter(NOW - 500, 3, Some(NOW + 100)),
+        counter(NOW - 5_000, 3, Some(NOW + 100)),
+        counter(NOW - 500, 3, Some(NOW - 1)),
+        counter(NOW - 500, 3, Some(NOW)),
+    ]
+}
+
+async fn stored(store: &SqliteStore, key: &str) -> Option<(Counter, i64)> {
+    sqlx::query(
+        "SELECT window_start, failures, locked_until, expires_at FROM lockouts WHERE lock_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&store.reader)
+    .await
+    .unwrap()
+    .map(|row| {
+        let counter = Counter {
+            window_start: row.get(0),
+            failures: row.get(1),
+            locked_until: row.get(2),
+        };
+        (counter, row.get(3))
+    })
+}
+
+#[tokio::test]
+async fn the_one_statement_reservation_follows_the_rust_rules_in_every_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reserve.db");
+    let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    let keys = [("ip:a", POLICIES[0]), ("user:b", POLICIES[1])];
+    let mut cases = 0;
+    for policy_of_second in POLICIES {
+        let keys = [keys[0], (keys[1].0, policy_of_second)];
+        for first in states() {
+            for second in states() {
+                let before = [first, second];
+                sqlx::query("DELETE FROM lockouts")
+                    .execute(&store.writer)
+                    .await
+                    .unwrap();
+                for ((key, policy), counter) in keys.iter().zip(before) {
+                    if let Some(c) = counter {
+                        sqlx::query(
+                            "INSERT INTO lockouts \
+                             (lock_key, window_start, failures, locked_until, expires_at) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(key)
+                        .bind(c.window_start)
+                        .bind(c.failures)
+                        .bind(c.locked_until)
+                        .bind(c.expires_at(*policy))
+                        .execute(&store.writer)
+                        .await
+                        .unwrap();
+                    }
+                }
+                let (decisions, changes) = common::lockout_reserve_all(&before, &keys, NOW);
+                let reserved: Vec<String> = sqlx::query_scalar(RESERVE_ALL_OR_NONE)
+                    .bind(reservation_json(&keys).unwrap())
+                    .bind(NOW)
+                    .fetch_all(&store.writer)
+                    .await
+                    .unwrap();
+                let allowed = decisions.iter().all(|d| *d == LockoutDecision::Allowed);
+                let case = format!("{before:?} with {keys:?}: {decisions:?}");
+                if allowed {
+                    assert_eq!(reserved, ["ip:a", "user:b"], "{case}");
+                    assert_eq!(changes.len(), 2, "{case}");
+                } else {
+                    assert!(reserved.is_empty(), "{case}");
+                    assert!(changes.is_empty(), "{case}");
+                }
+                for (i, (key, policy)) in keys.iter().enumerate() {
+                    let expected = changes
+                        .iter()
+                        .find(|(index, _)| *index == i)
+                        .map(|(_, c)| *c)
+                        .or(before[i])
+                        .map(|c| (c, c.expires_at(*policy)));
+                    assert_eq!(stored(&store, key).await, expected, "{key} in {case}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 200);
+    store.close().await;
+}
