@@ -4,7 +4,6 @@
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use subtle::ConstantTimeEq;
 
 use crate::error::CoreError;
 
@@ -237,7 +236,10 @@ fn verify_argon2(password: &[u8], parsed: &PasswordHash) -> Result<bool, String>
         .get_mut(..expected.len())
         .ok_or("argon2 output longer than 64 bytes")?;
     run_in_working_memory(&argon2, password, salt, out).map_err(|e| e.to_string())?;
-    Ok(bool::from(out.ct_eq(expected.as_bytes())))
+    Ok(crate::clients::constant_time_eq_bytes(
+        out,
+        expected.as_bytes(),
+    ))
 }
 
 /// Verifies on the blocking pool. With `hash == None` (unknown user, or a user without a

@@ -29,7 +29,8 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt as _;
-use tower_http::timeout::RequestBodyDeadline;
+
+use crate::body_deadline::DeadlineBody;
 
 /// Most header fields one request may have (hyper's default is 100).
 pub const MAX_HEADERS: usize = 100;
@@ -133,10 +134,8 @@ fn connection_service(
 > + Clone
 + Send
 + 'static {
-    RequestBodyDeadline::new(app, read_timeout).map_request(
-        move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req
-        },
-    )
+    app.map_request(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req.map(|body| DeadlineBody::new(body, read_timeout))
+    })
 }

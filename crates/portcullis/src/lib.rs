@@ -20,6 +20,7 @@
 //! }
 //! ```
 
+mod body_deadline;
 mod cli;
 mod http_server;
 mod import;
