@@ -62,6 +62,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "live_sessions_index",
         include_str!("../migrations/postgres/0007_live_sessions_index.sql"),
     ),
+    (
+        8,
+        "lockout reserve function",
+        include_str!("../migrations/postgres/0008_lockout_reserve_function.sql"),
+    ),
 ];
 
 /// Connections per server.
@@ -819,16 +824,35 @@ impl LockoutStore for PostgresStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<LockoutDecision>> {
-        let mut tx = self.pool.begin(None).await?;
-        let stored: Vec<Option<Counter>> = Self::lock_counters(&mut tx, keys, now)
-            .await?
+        // One round trip instead of four (BEGIN, lock, save, COMMIT): the function
+        // (migration 0008) runs the rules of `common::lockout_reserve_all` in the database.
+        let names = common::distinct_keys(keys)?;
+        let (max_failures, windows): (Vec<i64>, Vec<i64>) = keys
+            .iter()
+            .map(|(_, policy)| common::clamp(*policy))
+            .unzip();
+        let rows: Vec<(String, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT reserved_key, lock_end, busy FROM lockout_reserve($1, $2, $3, $4)",
+        )
+        .bind(&names)
+        .bind(&max_failures)
+        .bind(&windows)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.len() != names.len() || rows.iter().zip(&names).any(|(row, name)| row.0 != *name) {
+            return Err(StoreError::Corrupt(
+                "lockout_reserve returned other keys than it was given".to_owned(),
+            ));
+        }
+        Ok(rows
             .into_iter()
-            .map(Some)
-            .collect();
-        let (decisions, changes) = common::lockout_reserve_all(&stored, keys, now);
-        Self::save_counters(&mut tx, keys, &changes).await?;
-        tx.commit().await?;
-        Ok(decisions)
+            .map(|(_, lock_end, busy)| match lock_end {
+                Some(until) => LockoutDecision::Locked { until },
+                None if busy => LockoutDecision::Busy,
+                None => LockoutDecision::Allowed,
+            })
+            .collect())
     }
 
     async fn lockout_fail(
@@ -983,3 +1007,7 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+#[path = "pg_reserve_tests.rs"]
+mod reserve_tests;
