@@ -17,6 +17,8 @@ mod model;
 mod oidc;
 mod pg_conns;
 pub mod postgres;
+#[cfg(test)]
+mod reserve_cases;
 pub mod sqlite;
 mod sqlite_conns;
 

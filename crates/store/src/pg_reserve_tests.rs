@@ -6,43 +6,8 @@ use sqlx::{Connection as _, Row as _};
 
 use super::PostgresStore;
 use crate::common::{self, Counter};
-use crate::{LockoutPolicy, LockoutStore as _, Store as _};
-
-const NOW: i64 = 1_000_000;
-const POLICIES: [LockoutPolicy; 2] = [
-    LockoutPolicy {
-        max_failures: 3,
-        window_ms: 1_000,
-    },
-    // Out of range: clamped to one failure and one millisecond, as the Rust rules do.
-    LockoutPolicy {
-        max_failures: 0,
-        window_ms: 0,
-    },
-];
-
-/// The same states as the SQLite statement's test.
-fn states() -> Vec<Option<Counter>> {
-    let counter = |window_start, failures, locked_until| {
-        Some(Counter {
-            window_start,
-            failures,
-            locked_until,
-        })
-    };
-    vec![
-        None,
-        counter(NOW - 500, 0, None),
-        counter(NOW - 500, 2, None),
-        counter(NOW - 500, 3, None),
-        counter(NOW - 1_000, 3, None),
-        counter(NOW, 0, None),
-        counter(NOW - 500, 3, Some(NOW + 100)),
-        counter(NOW - 5_000, 3, Some(NOW + 100)),
-        counter(NOW - 500, 3, Some(NOW - 1)),
-        counter(NOW - 500, 3, Some(NOW)),
-    ]
-}
+use crate::reserve_cases::{NOW, POLICIES, states};
+use crate::{LockoutStore as _, Store as _};
 
 fn url() -> String {
     std::env::var("PORTCULLIS_TEST_POSTGRES")

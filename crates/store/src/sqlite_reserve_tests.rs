@@ -5,44 +5,8 @@ use sqlx::Row as _;
 
 use super::{RESERVE_ALL_OR_NONE, SqliteStore, reservation_json};
 use crate::common::{self, Counter};
-use crate::{LockoutDecision, LockoutPolicy, Store as _};
-
-const NOW: i64 = 1_000_000;
-const POLICIES: [LockoutPolicy; 2] = [
-    LockoutPolicy {
-        max_failures: 3,
-        window_ms: 1_000,
-    },
-    // Out of range: clamped to one failure and one millisecond, as the Rust rules do.
-    LockoutPolicy {
-        max_failures: 0,
-        window_ms: 0,
-    },
-];
-
-/// Stored states worth telling apart: none, a window under way with room or full, a window
-/// over, an active lock, a lock that has just run out, and one that ends exactly now.
-fn states() -> Vec<Option<Counter>> {
-    let counter = |window_start, failures, locked_until| {
-        Some(Counter {
-            window_start,
-            failures,
-            locked_until,
-        })
-    };
-    vec![
-        None,
-        counter(NOW - 500, 0, None),
-        counter(NOW - 500, 2, None),
-        counter(NOW - 500, 3, None),
-        counter(NOW - 1_000, 3, None),
-        counter(NOW, 0, None),
-        counter(NOW - 500, 3, Some(NOW + 100)),
-        counter(NOW - 5_000, 3, Some(NOW + 100)),
-        counter(NOW - 500, 3, Some(NOW - 1)),
-        counter(NOW - 500, 3, Some(NOW)),
-    ]
-}
+use crate::reserve_cases::{NOW, POLICIES, states};
+use crate::{LockoutDecision, Store as _};
 
 async fn stored(store: &SqliteStore, key: &str) -> Option<(Counter, i64)> {
     sqlx::query(
