@@ -8,8 +8,8 @@ PRAGMA journal_mode = DELETE;
 PRAGMA synchronous = OFF;
 PRAGMA cache_size = -1000000;
 BEGIN;
-DROP INDEX login_records_user_at_idx;
 DROP INDEX login_records_at_idx;
+DROP INDEX login_records_id_idx;
 DROP INDEX identity_links_user_idx;
 
 CREATE TEMP TABLE hashes AS
@@ -33,9 +33,9 @@ SELECT 'github', CAST(10000000 + value AS TEXT), printf('user%07d', value), prin
        printf('user%07d@users.noreply.example.com', value), (SELECT now_ms - span_ms * 4 FROM seed)
 FROM generate_series(0, (SELECT users - 1 FROM seed), 10);
 
--- Records in time order (so their UUIDv7 ids are appended to the primary key in order) over
--- span_ms before now: the oldest ones are past the retention period. One record in 100 belongs
--- to one of `heavy` busy accounts (past loginHistoryMaximumEntries); the rest to a random user.
+-- Records over span_ms before now (the oldest ones are past the retention period), inserted in
+-- the table's key order (user, time, id) so that they are appended. One record in 100 belongs to
+-- one of `heavy` busy accounts (past loginHistoryMaximumEntries); the rest to a random user.
 INSERT INTO login_records (id, user_name, at, login_type, provider, source_ip, user_agent, success, reason)
 SELECT substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(r, 1, 3) || '-8' || substr(r, 4, 3) || '-' || substr(r, 7, 12),
        printf('user%07d', u), at,
@@ -51,10 +51,11 @@ FROM (
          CASE WHEN value % 100 = 0 THEN (value / 100) % s.heavy ELSE abs(random()) % s.users END AS u
   FROM (SELECT value, s.now_ms - s.span_ms + value * s.span_ms / s.records AS at
         FROM generate_series(0, (SELECT records - 1 FROM seed)) JOIN seed s) JOIN seed s
-);
+)
+ORDER BY 2, 3, 1;
 
-CREATE INDEX login_records_user_at_idx ON login_records (user_name, at, id);
 CREATE INDEX login_records_at_idx ON login_records (at);
+CREATE UNIQUE INDEX login_records_id_idx ON login_records (id);
 CREATE INDEX identity_links_user_idx ON identity_links (user_name);
 COMMIT;
 PRAGMA journal_mode = WAL;

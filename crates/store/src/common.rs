@@ -572,7 +572,7 @@ mod tests {
         .collect();
         assert!(
             plan.iter()
-                .any(|step| step.contains("login_records_user_at_idx (user_name>?)")),
+                .any(|step| step.contains("USING PRIMARY KEY (user_name>?)")),
             "{plan:?}"
         );
         store.close().await;

@@ -64,6 +64,11 @@ pub(crate) const MIGRATIONS: &[MigrationFile] = &[
         "live_sessions_index",
         include_str!("../migrations/sqlite/0007_live_sessions_index.sql"),
     ),
+    (
+        8,
+        "clustered_tables",
+        include_str!("../migrations/sqlite/0008_clustered_tables.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.
@@ -579,7 +584,8 @@ impl LoginRecordStore for SqliteStore {
     ) -> StoreResult<u64> {
         let mut total = self
             .delete_in_batches(
-                "DELETE FROM login_records WHERE id IN (SELECT id FROM login_records WHERE at < $1 LIMIT $2)",
+                "DELETE FROM login_records WHERE (user_name, at, id) IN \
+                 (SELECT user_name, at, id FROM login_records WHERE at < $1 LIMIT $2)",
                 |q| q.bind(older_than),
             )
             .await?;
@@ -612,8 +618,8 @@ impl LoginRecordStore for SqliteStore {
                 let Some((at, id)) = cutoff else { continue };
                 total += self
                     .delete_in_batches(
-                        "DELETE FROM login_records WHERE id IN (SELECT id FROM login_records \
-                         WHERE user_name = $1 AND (at < $2 OR (at = $2 AND id < $3)) LIMIT $4)",
+                        "DELETE FROM login_records WHERE (user_name, at, id) IN (SELECT user_name, at, id \
+                         FROM login_records WHERE user_name = $1 AND (at, id) < ($2, $3) LIMIT $4)",
                         |q| q.bind(user).bind(at).bind(&id),
                     )
                     .await?;
@@ -1015,3 +1021,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 #[path = "sqlite_reserve_tests.rs"]
 mod reserve_tests;
+
+#[cfg(test)]
+#[path = "sqlite_migration_tests.rs"]
+mod migration_tests;
