@@ -6,7 +6,7 @@ use sqlx::{Connection as _, Row as _};
 
 use super::PostgresStore;
 use crate::common::{self, Counter};
-use crate::reserve_cases::{NOW, POLICIES, states};
+use crate::reserve_cases::{NOW, POLICIES, states, store_states};
 use crate::{LockoutStore as _, Store as _};
 
 fn url() -> String {
@@ -44,27 +44,7 @@ async fn the_reservation_function_follows_the_rust_rules_in_every_state() {
         for first in states() {
             for second in states() {
                 let before = [first, second];
-                sqlx::query("DELETE FROM lockouts")
-                    .execute(&store.pool)
-                    .await
-                    .unwrap();
-                for ((key, policy), counter) in keys.iter().zip(before) {
-                    if let Some(c) = counter {
-                        sqlx::query(
-                            "INSERT INTO lockouts \
-                             (lock_key, window_start, failures, locked_until, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(key)
-                        .bind(c.window_start)
-                        .bind(c.failures)
-                        .bind(c.locked_until)
-                        .bind(c.expires_at(*policy))
-                        .execute(&store.pool)
-                        .await
-                        .unwrap();
-                    }
-                }
+                store_states!(&store.pool, keys, before);
                 let (decisions, changes) = common::lockout_reserve_all(&before, &keys, NOW);
                 let case = format!("{before:?} with {keys:?}");
                 let answered = store.lockout_reserve(&keys, NOW).await.unwrap();

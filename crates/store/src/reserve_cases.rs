@@ -44,3 +44,32 @@ pub(crate) fn states() -> Vec<Option<Counter>> {
         counter(NOW - 500, 3, Some(NOW)),
     ]
 }
+
+/// Replaces the stored lockout rows, through the executor `$exec`, by the states `$before` of the
+/// keys `$keys` (`None`: no row). A macro because the two stores' executors differ in type.
+macro_rules! store_states {
+    ($exec:expr, $keys:expr, $before:expr) => {{
+        sqlx::query("DELETE FROM lockouts")
+            .execute($exec)
+            .await
+            .unwrap();
+        for ((key, policy), counter) in $keys.iter().zip($before) {
+            if let Some(c) = counter {
+                sqlx::query(
+                    "INSERT INTO lockouts \
+                     (lock_key, window_start, failures, locked_until, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(key)
+                .bind(c.window_start)
+                .bind(c.failures)
+                .bind(c.locked_until)
+                .bind(c.expires_at(*policy))
+                .execute($exec)
+                .await
+                .unwrap();
+            }
+        }
+    }};
+}
+pub(crate) use store_states;

@@ -5,7 +5,7 @@ use sqlx::Row as _;
 
 use super::{RESERVE_ALL_OR_NONE, SqliteStore, reservation_json};
 use crate::common::{self, Counter};
-use crate::reserve_cases::{NOW, POLICIES, states};
+use crate::reserve_cases::{NOW, POLICIES, states, store_states};
 use crate::{LockoutDecision, Store as _};
 
 async fn stored(store: &SqliteStore, key: &str) -> Option<(Counter, i64)> {
@@ -38,27 +38,7 @@ async fn the_one_statement_reservation_follows_the_rust_rules_in_every_state() {
         for first in states() {
             for second in states() {
                 let before = [first, second];
-                sqlx::query("DELETE FROM lockouts")
-                    .execute(&store.writer)
-                    .await
-                    .unwrap();
-                for ((key, policy), counter) in keys.iter().zip(before) {
-                    if let Some(c) = counter {
-                        sqlx::query(
-                            "INSERT INTO lockouts \
-                             (lock_key, window_start, failures, locked_until, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(key)
-                        .bind(c.window_start)
-                        .bind(c.failures)
-                        .bind(c.locked_until)
-                        .bind(c.expires_at(*policy))
-                        .execute(&store.writer)
-                        .await
-                        .unwrap();
-                    }
-                }
+                store_states!(&store.writer, keys, before);
                 let (decisions, changes) = common::lockout_reserve_all(&before, &keys, NOW);
                 let reserved: Vec<String> = sqlx::query_scalar(RESERVE_ALL_OR_NONE)
                     .bind(reservation_json(&keys).unwrap())
