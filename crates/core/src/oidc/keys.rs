@@ -149,7 +149,9 @@ impl KeyManager {
         }
         let config = self.config.load_full();
         let mut rows = store.list_signing_keys().await?;
-        let mut generated = false;
+        // Re-read the table after any attempt, won or lost: a replica that lost the race to
+        // another one must serve the winner's key, not the empty view it started from.
+        let mut attempted = false;
         for alg in ALGS {
             if alg == IdTokenAlg::Rs256 && config.configured.is_some() {
                 continue;
@@ -157,10 +159,11 @@ impl KeyManager {
             if let Some(activates_at) =
                 due_generation(&rows, alg, now, config.rotation_ms, &config.seal)
             {
-                generated |= generate(store, &rows, alg, now, activates_at, &config.seal).await?;
+                generate(store, &rows, alg, now, activates_at, &config.seal).await?;
+                attempted = true;
             }
         }
-        if generated {
+        if attempted {
             rows = store.list_signing_keys().await?;
         }
         for stale in expired(&rows, now) {
@@ -206,6 +209,7 @@ fn due_generation(
 }
 
 /// Generates and inserts the next generation of `alg`; false when another replica won the race.
+/// Either way the caller re-reads the table.
 async fn generate(
     store: &dyn Store,
     rows: &[SigningKey],
@@ -399,5 +403,46 @@ mod tests {
             expired(&both, 90 * day + GRACE_MS),
             vec!["RS256-1".to_string()]
         );
+    }
+
+    fn kids(ring: &Ring) -> Vec<(&'static str, String)> {
+        let mut k: Vec<_> = ring
+            .keys
+            .iter()
+            .map(|k| (k.alg.as_str(), k.kid.clone()))
+            .collect();
+        k.sort();
+        k
+    }
+
+    /// Two replicas starting together on one database both see an empty key table and race to
+    /// insert the first keys; the one that loses every race must still serve the winner's keys.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_racing_for_the_first_keys_serve_the_same_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/k.db", dir.path().display());
+        let store = portcullis_store::open(&url).await.unwrap();
+        let yaml = "authentication:\n  jwtSecret: s3cret\n";
+        let config =
+            portcullis_config::load_str(yaml, None, &portcullis_config::LoadOptions::default())
+                .unwrap();
+        let now = 1_800_000_000_000;
+        for round in 0..3 {
+            let (a, b) = (
+                KeyManager::new(&config).unwrap(),
+                KeyManager::new(&config).unwrap(),
+            );
+            let (ra, rb) = tokio::join!(
+                a.reload(store.as_ref(), now, true),
+                b.reload(store.as_ref(), now, true)
+            );
+            let (ra, rb) = (ra.unwrap(), rb.unwrap());
+            assert_eq!(kids(&ra), kids(&rb), "round {round}");
+            let algs: Vec<_> = kids(&ra).into_iter().map(|(alg, _)| alg).collect();
+            assert_eq!(algs, ["ES256", "RS256"], "round {round}");
+            for kid in store.list_signing_keys().await.unwrap() {
+                store.delete_signing_key(&kid.kid).await.unwrap();
+            }
+        }
     }
 }
