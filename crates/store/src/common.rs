@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 use sqlx::error::ErrorKind;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
 
 use crate::{
     IdentityLink, LockoutDecision, LockoutPolicy, LoginRecord, Session, StoreError, StoreResult,
@@ -53,6 +53,59 @@ pub(crate) fn migrator(files: &[MigrationFile]) -> Migrator {
             })
             .collect(),
     )
+}
+
+/// The migrations of `files` not yet applied to the database behind `conn`, as (version,
+/// description); all of them when it has no migrations table yet (its listing fails then).
+pub(crate) async fn pending_migrations<C: Migrate + ?Sized>(
+    files: &[MigrationFile],
+    conn: &mut C,
+) -> Vec<(i64, &'static str)> {
+    let applied: Vec<i64> = conn
+        .list_applied_migrations("_sqlx_migrations")
+        .await
+        .map(|m| m.into_iter().map(|m| m.version).collect())
+        .unwrap_or_default();
+    files
+        .iter()
+        .filter(|(version, ..)| !applied.contains(version))
+        .map(|&(version, description, _)| (version, description))
+        .collect()
+}
+
+/// Logs the migrations about to run, before they run: on a large database one can take minutes
+/// (0008 rewrites the login records), and a start that seems to hang should say why. Returns
+/// what [`migrations_applied`] needs.
+pub(crate) fn announce_migrations(
+    files: &[MigrationFile],
+    pending: &[(i64, &str)],
+) -> Option<std::time::Instant> {
+    if pending.is_empty() {
+        return None;
+    }
+    if pending.len() == files.len() {
+        tracing::info!("creating the database schema");
+        return Some(std::time::Instant::now());
+    }
+    let names: Vec<String> = pending
+        .iter()
+        .map(|(version, description)| format!("{version:04}_{description}"))
+        .collect();
+    tracing::info!(
+        migrations = %names.join(", "),
+        "applying database migrations; on a large database this can take minutes"
+    );
+    Some(std::time::Instant::now())
+}
+
+/// Logs how long the migrations announced by [`announce_migrations`] took.
+pub(crate) fn migrations_applied(started: Option<std::time::Instant>) {
+    if let Some(started) = started {
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "database migrations applied"
+        );
+    }
 }
 
 /// Typed column access shared by `SqliteRow` and `PgRow`, so the model decoding below is written once.

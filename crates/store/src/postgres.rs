@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, Postgres};
+use sqlx::{ConnectOptions as _, Connection, PgConnection, Postgres};
 
 use crate::common::{
     self, Counter, MigrationFile, PRUNE_BATCH, PRUNE_USER_PAGE, link_columns, record_columns,
@@ -135,9 +135,18 @@ impl PostgresStore {
                     sqlx::Connection::ping(conn).await.map(|()| true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        common::migrator(MIGRATIONS).run(&pool).await?;
+        // On a connection of its own that does not log slow statements (see `SqliteStore::migrate`).
+        let mut conn = options
+            .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
+            .connect()
+            .await?;
+        let pending = common::pending_migrations(MIGRATIONS, &mut conn).await;
+        let started = common::announce_migrations(MIGRATIONS, &pending);
+        common::migrator(MIGRATIONS).run(&mut conn).await?;
+        common::migrations_applied(started);
+        conn.close().await?;
         Ok(PostgresStore {
             pool: PgConns::new(pool),
             prune_batch: PRUNE_BATCH,

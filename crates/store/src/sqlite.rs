@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, Sqlite};
+use sqlx::{ConnectOptions as _, Connection as _, Sqlite};
 
 use crate::sqlite_conns::{SqliteConns, SqliteTx, in_one_transaction};
 
@@ -98,6 +98,23 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Runs the pending migrations on a connection of their own that does not log slow
+    /// statements: sqlx's warning would print a long migration's whole SQL text. What runs, and
+    /// for how long, is logged instead.
+    async fn migrate(options: &SqliteConnectOptions) -> StoreResult<()> {
+        let mut conn = options
+            .clone()
+            .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
+            .connect()
+            .await?;
+        let pending = common::pending_migrations(MIGRATIONS, &mut conn).await;
+        let started = common::announce_migrations(MIGRATIONS, &pending);
+        common::migrator(MIGRATIONS).run(&mut conn).await?;
+        common::migrations_applied(started);
+        conn.close().await?;
+        Ok(())
+    }
+
     /// Opens (creating it and its directory if missing) the database file at `path`, in WAL mode with
     /// `synchronous=NORMAL`, foreign keys on and a 5 s busy timeout, and runs the migrations.
     /// `:memory:` gives a private in-memory database (one connection), for tests.
@@ -143,9 +160,13 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal);
-        let mut conn = writer_options.connect().await?;
-        common::migrator(MIGRATIONS).run(&mut conn).await?;
-        let writer = SqliteConns::new(conn, writer_options, 1, ACQUIRE_TIMEOUT);
+        Self::migrate(&writer_options).await?;
+        let writer = SqliteConns::new(
+            writer_options.connect().await?,
+            writer_options,
+            1,
+            ACQUIRE_TIMEOUT,
+        );
 
         let reader_options = base.pragma("query_only", "ON");
         let reader = SqliteConns::new(

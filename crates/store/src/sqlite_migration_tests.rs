@@ -2,6 +2,8 @@
 //! holds rows: every row is kept, the tables are WITHOUT ROWID, and the store reads and writes
 //! them as before (sessions, untouched, too).
 
+use std::str::FromStr as _;
+
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _};
@@ -47,9 +49,17 @@ async fn migration_8_keeps_every_row_and_stores_the_tables_in_key_order() {
         .execute(&mut conn)
         .await
         .unwrap();
+    // What the start-up log announces before migrating: only 0008.
+    assert_eq!(
+        common::pending_migrations(MIGRATIONS, &mut conn).await,
+        [(8, "clustered_tables")]
+    );
     conn.close().await.unwrap();
 
     let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    let mut conn = options.connect().await.unwrap();
+    assert_eq!(common::pending_migrations(MIGRATIONS, &mut conn).await, []);
+    conn.close().await.unwrap();
     let tables: Vec<(String, String)> = sqlx::query(
         "SELECT name, sql FROM sqlite_schema WHERE type = 'table' \
          AND name IN ('login_records', 'lockouts') ORDER BY name",
@@ -126,4 +136,16 @@ async fn migration_8_keeps_every_row_and_stores_the_tables_in_key_order() {
         }]
     );
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_new_database_has_every_migration_pending() {
+    let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let pending = common::pending_migrations(MIGRATIONS, &mut conn).await;
+    let all: Vec<(i64, &str)> = MIGRATIONS.iter().map(|&(v, d, _)| (v, d)).collect();
+    assert_eq!(pending, all);
 }
