@@ -51,7 +51,8 @@ impl Slot {
 
     /// The attempt ended for another reason than a wrong password: gives the slots back, adds
     /// its login `record` and creates its `session` if it succeeded, all in one store call
-    /// ([`Store::finish_login`]), which a cancelled request does not interrupt.
+    /// ([`Store::finish_login`]), which a cancelled request does not interrupt. When that call
+    /// fails, the slots are given back all the same.
     pub async fn finish_login(
         mut self,
         session: Option<Session>,
@@ -62,7 +63,16 @@ impl Slot {
         let keys = std::mem::take(&mut self.keys);
         detached(async move {
             let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-            store.finish_login(session.as_ref(), &keys, &record).await
+            let finished = store.finish_login(session.as_ref(), &keys, &record).await;
+            if finished.is_err() {
+                // Nothing was written, so no slot was given back: an attempt that ended in an
+                // error proved nothing and gives its slots back on its own, as a dropped one
+                // does (on SQLite they are held in memory, which a full disk does not stop).
+                if let Err(e) = store.lockout_release(&keys).await {
+                    tracing::warn!(error = %e, "giving back the lockout slots of a login that could not be finished failed");
+                }
+            }
+            finished
         })
         .await
     }

@@ -17,8 +17,6 @@ mod model;
 mod oidc;
 mod pg_conns;
 pub mod postgres;
-#[cfg(test)]
-mod reserve_cases;
 pub mod sqlite;
 mod sqlite_conns;
 
@@ -163,9 +161,11 @@ pub trait SessionStore: Send + Sync {
 }
 
 /// Failed-login counters shared by all replicas. Keys are opaque (`user:alice`, `ip:10.0.0.1`).
+/// SQLite, which serves one process, holds the slots of attempts in flight in memory and
+/// writes only what changes the stored counters; the answers are the same on both backends.
 #[async_trait]
 pub trait LockoutStore: Send + Sync {
-    /// Reserves one slot of every key, all or none, in one transaction. For each key: if it is
+    /// Reserves one slot of every key, all or none, atomically. For each key: if it is
     /// locked at `now`, `Locked`; otherwise a new window starts if the current one is over, and
     /// if fewer than `max_failures` failures (counting reserved attempts) are in the window, one
     /// slot is reserved (`Allowed`); else `Busy`. The answer has one decision per key, in order;
@@ -176,7 +176,7 @@ pub trait LockoutStore: Send + Sync {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<LockoutDecision>>;
-    /// The reserved attempt failed, for every key in one transaction: it stays counted; when a
+    /// The reserved attempt failed, for every key atomically: it stays counted; when a
     /// key's count has reached `max_failures` the key is locked for `window_ms` from `now`.
     /// Returns, per key, the lock end if now locked. Keys must be distinct.
     async fn lockout_fail(
@@ -185,7 +185,7 @@ pub trait LockoutStore: Send + Sync {
         now: UnixMillis,
     ) -> StoreResult<Vec<Option<UnixMillis>>>;
     /// The reserved attempt succeeded or was not a password guess: gives the slot of every key
-    /// back, in one statement.
+    /// back, atomically.
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()>;
     /// When the key is locked at `now`, the lock end.
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>>;
@@ -221,9 +221,9 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// The end of a login: creates `session` (when the login succeeded), gives one lockout slot
     /// of each key in `release` back (as [`LockoutStore::lockout_release`]) and adds the login
-    /// `record` (as [`LoginRecordStore::add_login_record`]), all or nothing. One statement on
-    /// PostgreSQL and one transaction on SQLite: a login's round trips and commits are most of
-    /// what it costs beyond the password hash.
+    /// `record` (as [`LoginRecordStore::add_login_record`]), all or nothing (when it fails, no
+    /// slot was given back). One statement on PostgreSQL and one transaction on SQLite: a
+    /// login's round trips and commits are most of what it costs beyond the password hash.
     async fn finish_login(
         &self,
         session: Option<&Session>,

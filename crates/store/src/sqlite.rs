@@ -95,6 +95,8 @@ pub struct SqliteStore {
     /// `query_only` connections for plain reads.
     pub(crate) reader: SqliteConns,
     prune_batch: i64,
+    /// The lockout slots of the attempts in flight (see `sqlite_lockout.rs`), shared by clones.
+    in_flight: std::sync::Arc<lockout::InFlight>,
 }
 
 impl SqliteStore {
@@ -134,6 +136,7 @@ impl SqliteStore {
                 writer: pool.clone(),
                 reader: pool,
                 prune_batch: PRUNE_BATCH_SQLITE,
+                in_flight: Default::default(),
             });
         }
 
@@ -179,6 +182,7 @@ impl SqliteStore {
             writer,
             reader,
             prune_batch: PRUNE_BATCH_SQLITE,
+            in_flight: Default::default(),
         })
     }
 
@@ -248,29 +252,6 @@ impl SqliteStore {
             .await
             .map_err(|e| common::login_write_error(e, session, r))?;
         Ok(())
-    }
-
-    /// The stored counters of `keys`, in order, read in one statement.
-    async fn load_counters(tx: &mut SqliteTx, keys: &[&str]) -> StoreResult<Vec<Option<Counter>>> {
-        let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT lock_key, window_start, failures, locked_until FROM lockouts \
-             WHERE lock_key IN (SELECT value FROM json_each($1))",
-        )
-        .bind(json_keys(keys)?)
-        .fetch_all(&mut **tx)
-        .await?;
-        Ok(keys
-            .iter()
-            .map(|key| {
-                rows.iter().find(|row| row.0 == *key).map(
-                    |&(_, window_start, failures, locked_until)| Counter {
-                        window_start,
-                        failures,
-                        locked_until,
-                    },
-                )
-            })
-            .collect())
     }
 
     /// Stores the changed counters (`changes` holds indexes into `keys`), all in one command.
@@ -847,48 +828,6 @@ async fn log_revocations(tx: &mut SqliteTx, revoked: &[(String, Option<i64>)]) -
 }
 
 /// Lockout keys as a JSON array, for `json_each`.
-/// `lockout_reserve` in one statement when every key is allowed: takes a slot of each key (a
-/// new window where the old one is over or its lock has run out, as `common::lockout_reserve`
-/// does) and returns the keys, or changes nothing and returns no row when any key is locked or
-/// has every slot taken. One statement is atomic and takes SQLite's write lock before it reads.
-/// `$1` is `[[key, max_failures, window_ms], ...]` with the policy clamped, `$2` is now.
-const RESERVE_ALL_OR_NONE: &str = "\
-    WITH wanted AS (
-        SELECT value ->> 0 AS lock_key, value ->> 1 AS max_failures, value ->> 2 AS window_ms
-        FROM json_each($1)
-    ), stored AS (
-        SELECT w.lock_key, w.max_failures, w.window_ms,
-               coalesce(l.locked_until > $2, 0) AS locked,
-               l.lock_key IS NULL OR $2 >= l.window_start + w.window_ms
-                   OR coalesce(l.locked_until <= $2, 0) AS fresh,
-               l.window_start, l.failures
-        FROM wanted w LEFT JOIN lockouts l ON l.lock_key = w.lock_key
-    ), next AS (
-        SELECT lock_key, max_failures, window_ms, locked,
-               iif(fresh, $2, window_start) AS window_start,
-               iif(fresh, 0, failures) AS failures
-        FROM stored
-    )
-    INSERT INTO lockouts (lock_key, window_start, failures, locked_until, expires_at)
-    SELECT lock_key, window_start, failures + 1, NULL, window_start + window_ms FROM next
-    WHERE NOT EXISTS (SELECT 1 FROM next WHERE locked OR failures >= max_failures)
-    ON CONFLICT (lock_key) DO UPDATE SET
-        window_start = excluded.window_start, failures = excluded.failures,
-        locked_until = NULL, expires_at = excluded.expires_at
-    RETURNING lock_key";
-
-/// The `$1` of [`RESERVE_ALL_OR_NONE`].
-fn reservation_json(keys: &[(&str, LockoutPolicy)]) -> StoreResult<String> {
-    let rows: Vec<(&str, i64, i64)> = keys
-        .iter()
-        .map(|(key, policy)| {
-            let (max, window) = common::clamp(*policy);
-            (*key, max, window)
-        })
-        .collect();
-    serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))
-}
-
 fn json_keys(keys: &[&str]) -> StoreResult<String> {
     serde_json::to_string(keys).map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))
 }
@@ -900,24 +839,7 @@ impl LockoutStore for SqliteStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<LockoutDecision>> {
-        let names = common::distinct_keys(keys)?;
-        // The common case, every key allowed, is one statement (see `RESERVE_ALL_OR_NONE`);
-        // when it reserves nothing, the transaction below decides, and reserves if the counters
-        // changed in between.
-        let reserved: Vec<String> = sqlx::query_scalar(RESERVE_ALL_OR_NONE)
-            .bind(reservation_json(keys)?)
-            .bind(now)
-            .fetch_all(&self.writer)
-            .await?;
-        if !reserved.is_empty() {
-            return Ok(vec![LockoutDecision::Allowed; keys.len()]);
-        }
-        let mut tx = self.begin_write().await?;
-        let stored = Self::load_counters(&mut tx, &names).await?;
-        let (decisions, changes) = common::lockout_reserve_all(&stored, keys, now);
-        Self::save_counters(&mut tx, keys, &changes).await?;
-        tx.commit().await?;
-        Ok(decisions)
+        self.reserve_slots(keys, now).await
     }
 
     async fn lockout_fail(
@@ -925,30 +847,27 @@ impl LockoutStore for SqliteStore {
         keys: &[(&str, LockoutPolicy)],
         now: UnixMillis,
     ) -> StoreResult<Vec<Option<UnixMillis>>> {
-        common::distinct_keys(keys)?;
-        let mut tx = self.begin_write().await?;
-        let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
-        let stored = Self::load_counters(&mut tx, &names).await?;
-        let changes: Vec<(usize, Counter)> = stored
-            .into_iter()
-            .zip(keys)
-            .map(|(c, (_, policy))| common::lockout_fail(c, *policy, now))
-            .enumerate()
-            .collect();
-        Self::save_counters(&mut tx, keys, &changes).await?;
-        tx.commit().await?;
-        Ok(changes.iter().map(|(_, c)| c.locked_until).collect())
+        self.fail_slots(keys, now).await
     }
 
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE lockouts SET failures = failures - 1 \
-             WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
-        )
-        .bind(json_keys(keys)?)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.release_slots(keys, |unheld| async move {
+            if unheld.is_empty() {
+                return Ok(());
+            }
+            sqlx::query(
+                "UPDATE lockouts SET failures = failures - 1 \
+                 WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
+            )
+            .bind(
+                serde_json::to_string(&unheld)
+                    .map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))?,
+            )
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {
@@ -962,11 +881,7 @@ impl LockoutStore for SqliteStore {
     }
 
     async fn lockout_clear(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM lockouts WHERE lock_key = $1")
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.clear_slots(key).await
     }
 
     async fn prune_lockouts(&self, now: UnixMillis) -> StoreResult<u64> {
@@ -1007,7 +922,16 @@ impl Store for SqliteStore {
         release: &[&str],
         record: &LoginRecord,
     ) -> StoreResult<()> {
-        self.insert_record(record, Some((release, session))).await
+        if release.is_empty() {
+            return self.insert_record(record, Some((release, session))).await;
+        }
+        // The slots held here are given back in memory once the transaction is in; the table's
+        // counters of any other key are decremented in it.
+        self.release_slots(release, |unheld| async move {
+            let unheld: Vec<&str> = unheld.iter().map(String::as_str).collect();
+            self.insert_record(record, Some((&unheld, session))).await
+        })
+        .await
     }
 
     async fn create_granted_session(&self, s: &Session, g: &OidcGrant) -> StoreResult<()> {
@@ -1039,9 +963,8 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-#[path = "sqlite_reserve_tests.rs"]
-mod reserve_tests;
+#[path = "sqlite_lockout.rs"]
+mod lockout;
 
 #[cfg(test)]
 #[path = "sqlite_migration_tests.rs"]
