@@ -73,10 +73,24 @@ pub(crate) async fn pending_migrations<C: Migrate + ?Sized>(
         .collect()
 }
 
-/// Logs the migrations about to run, before they run: on a large database one can take minutes
-/// (0008 rewrites the login records), and a start that seems to hang should say why. Returns
-/// what [`migrations_applied`] needs.
-pub(crate) fn announce_migrations(
+/// Runs the pending migrations of `files` over `conn`, which should not log slow statements
+/// (sqlx's warning would print a long migration's whole SQL text): what runs is logged before
+/// it starts, since on a large database one can take minutes (0008 rewrites the login records)
+/// and a start that seems to hang should say why, and how long it took when it ends.
+pub(crate) async fn run_migrations<C: Migrate>(
+    files: &[MigrationFile],
+    conn: &mut C,
+) -> StoreResult<()> {
+    let pending = pending_migrations(files, conn).await;
+    let started = announce_migrations(files, &pending);
+    // What `Migrator::run` does with the connection it acquires.
+    migrator(files).run_direct(None, conn, false).await?;
+    migrations_applied(started);
+    Ok(())
+}
+
+/// Logs the migrations about to run; returns what [`migrations_applied`] needs.
+fn announce_migrations(
     files: &[MigrationFile],
     pending: &[(i64, &str)],
 ) -> Option<std::time::Instant> {
@@ -99,7 +113,7 @@ pub(crate) fn announce_migrations(
 }
 
 /// Logs how long the migrations announced by [`announce_migrations`] took.
-pub(crate) fn migrations_applied(started: Option<std::time::Instant>) {
+fn migrations_applied(started: Option<std::time::Instant>) {
     if let Some(started) = started {
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),

@@ -137,15 +137,12 @@ impl PostgresStore {
             })
             .connect_with(options.clone())
             .await?;
-        // On a connection of its own that does not log slow statements (see `SqliteStore::migrate`).
+        // On a connection of its own that does not log slow statements (`common::run_migrations`).
         let mut conn = options
             .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
             .connect()
             .await?;
-        let pending = common::pending_migrations(MIGRATIONS, &mut conn).await;
-        let started = common::announce_migrations(MIGRATIONS, &pending);
-        common::migrator(MIGRATIONS).run(&mut conn).await?;
-        common::migrations_applied(started);
+        common::run_migrations(MIGRATIONS, &mut conn).await?;
         conn.close().await?;
         Ok(PostgresStore {
             pool: PgConns::new(pool),

@@ -101,18 +101,14 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Runs the pending migrations on a connection of their own that does not log slow
-    /// statements: sqlx's warning would print a long migration's whole SQL text. What runs, and
-    /// for how long, is logged instead.
+    /// statements ([`common::run_migrations`]).
     async fn migrate(options: &SqliteConnectOptions) -> StoreResult<()> {
         let mut conn = options
             .clone()
             .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
             .connect()
             .await?;
-        let pending = common::pending_migrations(MIGRATIONS, &mut conn).await;
-        let started = common::announce_migrations(MIGRATIONS, &pending);
-        common::migrator(MIGRATIONS).run(&mut conn).await?;
-        common::migrations_applied(started);
+        common::run_migrations(MIGRATIONS, &mut conn).await?;
         conn.close().await?;
         Ok(())
     }
