@@ -855,10 +855,9 @@ impl LockoutStore for SqliteStore {
                 "UPDATE lockouts SET failures = failures - 1 \
                  WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
             )
-            .bind(
-                serde_json::to_string(&unheld)
-                    .map_err(|e| StoreError::Corrupt(format!("lockout keys: {e}")))?,
-            )
+            .bind(json_keys(
+                &unheld.iter().map(String::as_str).collect::<Vec<_>>(),
+            )?)
             .execute(&self.writer)
             .await?;
             Ok(())
