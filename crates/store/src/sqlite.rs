@@ -847,22 +847,27 @@ impl LockoutStore for SqliteStore {
     }
 
     async fn lockout_release(&self, keys: &[&str]) -> StoreResult<()> {
+        // The slots held in memory go back even when the table's part fails: nothing else
+        // would ever give them back.
+        let mut table = Ok(());
+        let outcome = &mut table;
         self.release_slots(keys, |unheld| async move {
-            if unheld.is_empty() {
-                return Ok(());
+            if !unheld.is_empty() {
+                let keys: Vec<&str> = unheld.iter().map(String::as_str).collect();
+                *outcome = sqlx::query(
+                    "UPDATE lockouts SET failures = failures - 1 \
+                     WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
+                )
+                .bind(json_keys(&keys)?)
+                .execute(&self.writer)
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from);
             }
-            sqlx::query(
-                "UPDATE lockouts SET failures = failures - 1 \
-                 WHERE lock_key IN (SELECT value FROM json_each($1)) AND failures > 0",
-            )
-            .bind(json_keys(
-                &unheld.iter().map(String::as_str).collect::<Vec<_>>(),
-            )?)
-            .execute(&self.writer)
-            .await?;
             Ok(())
         })
-        .await
+        .await?;
+        table
     }
 
     async fn lockout_status(&self, key: &str, now: UnixMillis) -> StoreResult<Option<UnixMillis>> {

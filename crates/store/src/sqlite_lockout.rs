@@ -1,18 +1,22 @@
 //! SQLite's lockout slots. The counters live in the `lockouts` table, as on PostgreSQL, but the
 //! slot an attempt reserves while its password is checked is held in this process's memory: a
-//! SQLite database serves one server process, so no other process needs to see it. A login that
-//! succeeds then writes nothing to the lockout table at all (the reservation and the release were
-//! two writes of every login, about 0.8 points of the password grant's overhead beyond its hash),
-//! and a restart no longer leaves the slots of the attempts it interrupted counted as failures.
+//! SQLite database serves one server process (the CLI, in another process, only clears keys,
+//! and that is seen: below). A login that succeeds in a window already started writes nothing to
+//! the lockout table (the reservation and the release were two writes of every login, about 0.8
+//! points of the password grant's overhead beyond its hash), and a restart no longer leaves the
+//! slots of the attempts it interrupted counted as failures.
 //!
-//! The answers are exactly PostgreSQL's (the same store conformance cases run on both): for
-//! every key with attempts in flight, [`Overlay::counter`] is the counter PostgreSQL would hold,
-//! failures plus slots in flight, and the table holds that counter minus the slots in flight
-//! ([`Overlay::stored`]). A reservation that starts a new window (a new key, a window over, a
-//! lock run out) writes the new window to the table; a failure writes its count (and lock); a
-//! release writes nothing. Every operation holds one mutex across its table read or write, so the
-//! decisions are serialised as PostgreSQL's row locks serialise them. Keys without attempts in
-//! flight have no entry, so the map holds only the logins running now.
+//! The answers are PostgreSQL's rules (`common`; the same store conformance cases run on both):
+//! for every key with attempts in flight, [`Overlay::counter`] is the counter PostgreSQL would
+//! hold, failures plus slots in flight, and the table holds that counter minus the slots in
+//! flight ([`Overlay::stored`]). A reservation that starts a new window (a new key, a window over,
+//! a lock run out) writes the new window to the table; a failure writes its count (and lock); a
+//! release writes nothing. Every reservation, failure, release and clear holds one mutex across
+//! its table read and write, so the decisions are serialised as PostgreSQL's row locks serialise
+//! them, and each reads the table first: where it no longer holds what this process wrote (a
+//! clear by another process, a write of this one that failed), the table wins. An attempt is
+//! settled in memory even when its write fails, so keys without attempts in flight have no entry
+//! and the map holds only the logins running now.
 
 use std::collections::HashMap;
 
@@ -74,30 +78,32 @@ fn distinct<'a>(keys: &[&'a str]) -> Vec<&'a str> {
 }
 
 impl SqliteStore {
-    /// The current state of each key: its overlay while attempts are in flight, else the
-    /// table's counter (all such keys read in one statement).
+    /// The current state of each key, from the table (all keys read in one statement) and the
+    /// slots in flight. The table is the truth for what is settled: where it no longer holds
+    /// what this process last wrote (a `portcullis user enable` in another process cleared the
+    /// key, or a write of this process failed), its row is taken and the slots in flight are
+    /// counted on top of it, or, where the row is gone, continue from no counter, as after
+    /// [`SqliteStore::clear_slots`].
     async fn current(
         &self,
         slots: &HashMap<String, Overlay>,
         keys: &[&str],
     ) -> StoreResult<Vec<Overlay>> {
-        let unheld: Vec<&str> = keys
-            .iter()
-            .copied()
-            .filter(|k| !slots.contains_key(*k))
-            .collect();
-        let mut stored = if unheld.is_empty() {
-            Vec::new()
-        } else {
-            self.read_counters(&unheld).await?
-        }
-        .into_iter();
+        let rows = self.read_counters(keys).await?;
         Ok(keys
             .iter()
-            .map(|k| match slots.get(*k) {
-                Some(overlay) => *overlay,
+            .zip(rows)
+            .map(|(k, row)| match slots.get(*k) {
+                Some(overlay) if overlay.stored() == row => *overlay,
+                Some(overlay) => Overlay {
+                    counter: row.map(|c| Counter {
+                        failures: c.failures + overlay.in_flight,
+                        ..c
+                    }),
+                    in_flight: overlay.in_flight,
+                },
                 None => Overlay {
-                    counter: stored.next().flatten(),
+                    counter: row,
                     in_flight: 0,
                 },
             })
@@ -176,7 +182,9 @@ impl SqliteStore {
                 in_flight: (o.in_flight - 1).max(0),
             })
             .collect();
-        self.write_stored(keys, &before, &after).await?;
+        // The attempt is settled in memory even when the write fails: its slot must not stay in
+        // flight for ever, and the next operation on these keys takes the table's row again.
+        let written = self.write_stored(keys, &before, &after).await;
         let locks = after
             .iter()
             .map(|o| o.counter.and_then(|c| c.locked_until))
@@ -184,7 +192,7 @@ impl SqliteStore {
         for (name, overlay) in names.iter().zip(after) {
             settle(&mut slots, name, overlay);
         }
-        Ok(locks)
+        written.map(|()| locks)
     }
 
     /// `lockout_release`, and the release of `finish_login`: `write` runs with the keys that

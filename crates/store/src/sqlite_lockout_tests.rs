@@ -291,3 +291,43 @@ async fn a_restart_forgets_the_slots_in_flight() {
         [LockoutDecision::Allowed]
     );
 }
+
+/// `portcullis user enable` clears a key from another process while this one has attempts in
+/// flight: the next failure starts from no counter, as on PostgreSQL, instead of writing the old
+/// lock back.
+#[tokio::test]
+async fn a_clear_by_another_process_is_taken_while_attempts_are_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window_ms: 60_000,
+    };
+    let keys = [("user:alice", policy)];
+    let (server, mut conn) = open(&dir).await;
+    for at in [1_000, 1_001, 1_002] {
+        assert_eq!(
+            server.lockout_reserve(&keys, at).await.unwrap(),
+            [LockoutDecision::Allowed]
+        );
+    }
+    // With the other two in flight, the window is full: the failure locks.
+    assert_eq!(
+        server.lockout_fail(&keys, 1_003).await.unwrap(),
+        [Some(61_003)]
+    );
+    let (cli, _) = open(&dir).await;
+    cli.lockout_clear("user:alice").await.unwrap();
+    assert_eq!(
+        server.lockout_status("user:alice", 1_004).await.unwrap(),
+        None
+    );
+    assert_eq!(server.lockout_fail(&keys, 1_005).await.unwrap(), [None]);
+    assert_eq!(
+        server.lockout_status("user:alice", 1_006).await.unwrap(),
+        None
+    );
+    server.lockout_release(&["user:alice"]).await.unwrap();
+    let table = table(&mut conn).await;
+    assert_eq!(table["user:alice"].locked_until, None, "{table:?}");
+    assert_eq!(table["user:alice"].failures, 0, "{table:?}");
+}
