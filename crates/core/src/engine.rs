@@ -56,16 +56,17 @@ pub struct Principal {
     pub session_id: String,
 }
 
-struct Keys {
-    codec: TokenCodec,
-    settings: Settings,
+/// The token codec and the settings in force, swapped together on a configuration change.
+pub(crate) struct Keys {
+    pub(crate) codec: TokenCodec,
+    pub(crate) settings: Settings,
 }
 
 /// The Portcullis engine.
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
-    keys: ArcSwap<Keys>,
+    pub(crate) keys: ArcSwap<Keys>,
     pub(crate) revocations: Arc<RevocationIndex>,
     pub(crate) activity: ActivityTracker,
     bus: std::sync::OnceLock<crate::redis_bus::RevocationBus>,
@@ -155,7 +156,7 @@ impl Engine {
 
     /// After sessions were revoked here: tells the other replicas, and deletes the sessions'
     /// KubeSphere token keys.
-    async fn announce_revocation(&self, session_ids: &[String]) {
+    pub(crate) async fn announce_revocation(&self, session_ids: &[String]) {
         if let Some(bus) = self.bus.get() {
             bus.publish().await;
         }
@@ -398,6 +399,7 @@ impl Engine {
             jti: random_id(),
             uid: user.uid.clone(),
             r#gen: None,
+            scope: String::new(),
         };
         let refresh = Claims {
             token_type: TokenType::RefreshToken,
@@ -447,6 +449,10 @@ impl Engine {
         }
         if self.revocations.is_revoked(&claims.sid) {
             return Err(TokenError::Revoked);
+        }
+        if crate::oidc::client_tokens::is_unstored(&claims.sid) {
+            self.check_unstored(&claims, now).await?;
+            return Ok(claims);
         }
         // The session must exist and belong to the token's user, and a session with an expiry
         // accepts only tokens with `exp` (a token minted with `jwtSecret` could claim any `sid`).
@@ -505,7 +511,7 @@ impl Engine {
             }
             Err(_) => return Ok(false),
         };
-        self.revoke_session(&claims.sid).await
+        self.revoke_claims(&claims).await
     }
 
     /// Revokes one session everywhere.

@@ -75,6 +75,10 @@ pub struct Claims {
     /// Refresh generation (refresh tokens only): a refresh token is good once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#gen: Option<i64>,
+    /// Granted scopes, space-separated (RFC 9068 §2.2.3): only in unstored client-credentials
+    /// tokens, whose grant is nowhere else (see `oidc::client_tokens`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
 }
 
 /// Why a presented token was refused. The messages are safe to show to the caller.
@@ -307,6 +311,7 @@ mod tests {
             jti: "j1".into(),
             uid: String::new(),
             r#gen: None,
+            scope: String::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use portcullis_config::{LoadOptions, Secret};
+use portcullis_core::tokens::TokenCodec;
 use portcullis_core::{
     AuthError, Engine, ManualClock, NewUser, PasswordLogin, RequestContext, TokenError, TokenType,
 };
@@ -206,8 +207,9 @@ async fn revocations_made_elsewhere_arrive_by_polling() {
 /// every request.
 #[tokio::test]
 async fn grant_facts_are_read_once_and_revocation_still_counts() {
+    // A client whose tokens never expire (`accessTokenMaxAge: 0s`) gets a session row.
     let yaml = format!(
-        "{YAML}    clients:\n    - name: svc\n      secret: svc-secret\n      grantMethod: auto\n"
+        "{YAML}    clients:\n    - name: svc\n      secret: svc-secret\n      grantMethod: auto\n      accessTokenMaxAge: 0s\n"
     );
     let (engine, _clock, store, _dir) = engine(&yaml).await;
     let client = engine.settings().client("svc").unwrap().clone();
@@ -275,4 +277,171 @@ async fn userinfo_answers_are_reused_for_a_second_and_revocation_still_counts() 
 
     engine.revoke_session(&tokens.session_id).await.unwrap();
     assert!(engine.userinfo(&tokens.access_token).await.is_err());
+}
+
+const CLIENTS: &str = "    clients:\n    - name: svc\n      secret: svc-secret\n      grantMethod: auto\n    - name: other\n      secret: other-secret\n      grantMethod: auto\n";
+
+/// Client-credentials tokens that expire are not stored: nothing is written for them, they
+/// verify and introspect from what they carry, a token minted with `jwtSecret` alone is refused,
+/// and a revocation goes through the log to every replica until the token would have expired.
+#[tokio::test]
+async fn client_credentials_tokens_are_not_stored_and_revoke_through_the_log() {
+    let yaml = format!("{YAML}{CLIENTS}");
+    let (engine, clock, store, _dir) = engine(&yaml).await;
+    let config = portcullis_config::load_str(&yaml, None, &LoadOptions::default()).unwrap();
+    let replica = Engine::new(&config, store.clone(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let svc = engine.settings().client("svc").unwrap().clone();
+    let other = engine.settings().client("other").unwrap().clone();
+
+    let head = store.revocation_head().await.unwrap();
+    let issued = engine
+        .client_credentials(&svc, Some("jobs"), &ctx())
+        .await
+        .unwrap();
+    let token = issued.tokens.access_token.clone();
+    assert_eq!(issued.tokens.expires_in, Some(600));
+    assert!(issued.tokens.refresh_token.is_empty());
+    let sid = issued.tokens.session_id.clone();
+    assert!(sid.starts_with("cc."), "{sid}");
+    assert!(store.get_session(&sid).await.unwrap().is_none());
+    assert!(
+        store
+            .list_active_sessions("client:svc", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    for e in [&engine, &replica] {
+        let who = e.authenticate_bearer(&token).await.unwrap();
+        assert_eq!(who.username, "client:svc");
+    }
+    let facts = engine.introspect(&token, None).await.unwrap().0;
+    assert_eq!(facts["active"], true, "{facts}");
+    assert_eq!(facts["client_id"], "svc");
+    assert_eq!(facts["scope"], "jobs");
+    assert_eq!(facts["sub"], "client:svc");
+    assert_eq!(facts["exp"], T0 / 1000 + 600);
+
+    // Whoever holds jwtSecret (a KubeSphere member cluster) cannot mint or alter one.
+    let codec = TokenCodec::new(b"s3cret").unwrap();
+    let claims = engine.inspect(&token).unwrap();
+    let forgeries = [
+        portcullis_core::Claims {
+            username: "client:other".into(),
+            sub: "client:other".into(),
+            ..claims.clone()
+        },
+        portcullis_core::Claims {
+            scope: "jobs admin".into(),
+            ..claims.clone()
+        },
+        portcullis_core::Claims {
+            groups: vec!["system:masters".into()],
+            ..claims.clone()
+        },
+        portcullis_core::Claims {
+            sid: format!("cc.{}.AAAA.BBBB", T0 / 1000 + 600),
+            ..claims.clone()
+        },
+    ];
+    for forged in forgeries {
+        let forged = codec.sign(&forged).unwrap();
+        assert_eq!(
+            engine.verify(&forged, TokenType::AccessToken).await,
+            Err(TokenError::NoSession)
+        );
+        assert_eq!(
+            engine.introspect(&forged, None).await.unwrap().0,
+            serde_json::json!({ "active": false })
+        );
+    }
+    assert_eq!(
+        codec.sign(&claims).unwrap(),
+        token,
+        "the same claims re-signed are the same token"
+    );
+
+    // Another client cannot revoke it; its own client can, once.
+    assert!(!engine.revoke_token(&token, &other).await.unwrap());
+    assert!(engine.verify(&token, TokenType::AccessToken).await.is_ok());
+    assert!(engine.revoke_token(&token, &svc).await.unwrap());
+    assert!(!engine.revoke_token(&token, &svc).await.unwrap());
+    assert_eq!(
+        engine.verify(&token, TokenType::AccessToken).await,
+        Err(TokenError::Revoked)
+    );
+    let log = store.revocations_since(head, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].session_id.as_str(), log[0].expires_at),
+        (sid.as_str(), Some((T0 / 1000 + 600) * 1000))
+    );
+    assert_eq!(replica.poll_revocations().await.unwrap(), 1);
+    assert_eq!(
+        replica.verify(&token, TokenType::AccessToken).await,
+        Err(TokenError::Revoked)
+    );
+
+    // Logout with the token does the same.
+    let second = engine.client_credentials(&svc, None, &ctx()).await.unwrap();
+    let second = second.tokens.access_token;
+    assert!(
+        replica
+            .verify(&second, TokenType::AccessToken)
+            .await
+            .is_ok()
+    );
+    assert!(engine.logout(&second).await.unwrap());
+    assert_eq!(replica.poll_revocations().await.unwrap(), 1);
+    assert_eq!(
+        replica.verify(&second, TokenType::AccessToken).await,
+        Err(TokenError::Revoked)
+    );
+
+    // Removing the client from the configuration ends its tokens at once.
+    let third = engine.client_credentials(&svc, None, &ctx()).await.unwrap();
+    let third = third.tokens.access_token;
+    let without = yaml.replace(
+        "    - name: svc\n      secret: svc-secret\n      grantMethod: auto\n",
+        "",
+    );
+    assert_ne!(without, yaml);
+    engine
+        .apply_config(
+            &portcullis_config::load_str(&without, None, &LoadOptions::default()).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        engine.verify(&third, TokenType::AccessToken).await,
+        Err(TokenError::Revoked)
+    );
+    assert!(replica.verify(&third, TokenType::AccessToken).await.is_ok());
+
+    // The token expires with its lifetime; the log entries go with the next prune after that.
+    clock.advance_ms(600_000);
+    assert_eq!(
+        replica.verify(&third, TokenType::AccessToken).await,
+        Err(TokenError::Expired)
+    );
+    assert_eq!(store.prune_sessions(T0 + 600_001).await.unwrap(), 2);
+    assert!(store.revocations_since(head, 10).await.unwrap().is_empty());
+}
+
+/// An unstored client token never outlives the inactivity timeout (nothing tracks its use) nor
+/// the session's absolute lifetime.
+#[tokio::test]
+async fn client_credentials_tokens_live_no_longer_than_an_idle_session() {
+    let yaml = format!("{YAML}{CLIENTS}").replace(
+        "accessTokenInactivityTimeout: 0s",
+        "accessTokenInactivityTimeout: 4m",
+    );
+    let (engine, _clock, _store, _dir) = engine(&yaml).await;
+    let svc = engine.settings().client("svc").unwrap().clone();
+    let issued = engine.client_credentials(&svc, None, &ctx()).await.unwrap();
+    assert_eq!(issued.tokens.expires_in, Some(240));
+    let claims = engine.inspect(&issued.tokens.access_token).unwrap();
+    assert_eq!(claims.exp, Some(T0 / 1000 + 240));
 }

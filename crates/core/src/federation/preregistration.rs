@@ -99,6 +99,7 @@ impl Engine {
             jti: random_id(),
             uid: String::new(),
             r#gen: None,
+            scope: String::new(),
         };
         let refresh = Claims {
             token_type: TokenType::RefreshToken,

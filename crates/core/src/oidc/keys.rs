@@ -12,6 +12,10 @@
 //! KubeSphere's `signKey` / `signKeyData` (an RSA key in PEM, PKCS#1 or PKCS#8) replaces the
 //! generated RS256 keys: it signs every RS256 ID token, is never rotated, and has KubeSphere's
 //! `kid` (decimal FNV-32a of the PEM text) so relying parties that pinned it keep working.
+//!
+//! The same table holds the key of unstored client-credentials tokens (one row, algorithm
+//! `client_tokens::MAC_ALG`, never published): generated with the first keys, replaced only
+//! when it no longer opens.
 
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use portcullis_config::{Config, IdTokenAlg};
 use portcullis_store::{SigningKey, Store};
 use serde_json::Value;
 
+use super::client_tokens::{self, ClientTokenKey};
 use super::jws::{self, Signer, Verifier};
 use super::seal::SealKey;
 use crate::error::CoreError;
@@ -46,6 +51,8 @@ pub(crate) struct LoadedKey {
 /// The keys in force, as one replica sees them.
 pub(crate) struct Ring {
     pub(crate) keys: Vec<LoadedKey>,
+    /// The key of unstored client-credentials tokens ([`client_tokens`]).
+    pub(crate) client_tokens: Option<Arc<ClientTokenKey>>,
     next_check: i64,
 }
 
@@ -109,6 +116,7 @@ impl KeyManager {
             config: ArcSwap::from_pointee(key_config(config)?),
             ring: ArcSwap::from_pointee(Ring {
                 keys: Vec::new(),
+                client_tokens: None,
                 next_check: i64::MIN,
             }),
             reload: tokio::sync::Mutex::new(()),
@@ -120,6 +128,7 @@ impl KeyManager {
         self.config.store(Arc::new(key_config(config)?));
         self.ring.store(Arc::new(Ring {
             keys: Vec::new(),
+            client_tokens: None,
             next_check: i64::MIN,
         }));
         Ok(())
@@ -162,6 +171,13 @@ impl KeyManager {
                 generate(store, &rows, alg, now, activates_at, &config.seal).await?;
                 attempted = true;
             }
+        }
+        if client_tokens::load(&rows, &config.seal).is_none() {
+            let row = client_tokens::new_row(&rows, now, &config.seal);
+            if store.insert_signing_key(&row).await? {
+                tracing::info!(kid = %row.kid, generation = row.generation, "generated the key of client-credentials tokens");
+            }
+            attempted = true;
         }
         if attempted {
             rows = store.list_signing_keys().await?;
@@ -335,7 +351,11 @@ fn build_ring(rows: &[SigningKey], now: i64, config: &KeyConfig) -> Ring {
             jwk,
         });
     }
-    Ring { keys, next_check }
+    Ring {
+        keys,
+        client_tokens: client_tokens::load(rows, &config.seal).map(Arc::new),
+        next_check,
+    }
 }
 
 #[cfg(test)]
@@ -440,6 +460,27 @@ mod tests {
             assert_eq!(kids(&ra), kids(&rb), "round {round}");
             let algs: Vec<_> = kids(&ra).into_iter().map(|(alg, _)| alg).collect();
             assert_eq!(algs, ["ES256", "RS256"], "round {round}");
+            // One client-token key too: what one replica tags, the other accepts.
+            let mut claims = crate::tokens::Claims {
+                username: "client:c".into(),
+                sub: "client:c".into(),
+                token_type: crate::tokens::TokenType::AccessToken,
+                iss: String::new(),
+                iat: 1,
+                exp: Some(2),
+                extra: Default::default(),
+                groups: Vec::new(),
+                sid: String::new(),
+                jti: "j".into(),
+                uid: String::new(),
+                r#gen: None,
+                scope: String::new(),
+            };
+            client_tokens::seal_sid(ra.client_tokens.as_ref().unwrap(), &mut claims);
+            assert!(
+                client_tokens::verify(rb.client_tokens.as_ref().unwrap(), &claims),
+                "round {round}"
+            );
             for kid in store.list_signing_keys().await.unwrap() {
                 store.delete_signing_key(&kid.kid).await.unwrap();
             }

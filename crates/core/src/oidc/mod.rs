@@ -2,7 +2,8 @@
 //! [`uris`], consent in `consent`), authorization codes and their exchange ([`codes`]), ID tokens
 //! ([`id_token`]) signed with database-held keys ([`keys`], sealed by `seal`, or KubeSphere's
 //! `signKey` via `sign_key`), scopes and claims ([`claims`]), and the token-management endpoints'
-//! logic (introspection, revocation, client credentials, userinfo: [`tokens`]).
+//! logic (introspection, revocation, client credentials, userinfo: [`tokens`]; client-credentials
+//! tokens that are not stored: `client_tokens`).
 //!
 //! Main design decision: OpenID Connect is a layer over the existing sessions, not a second
 //! token system. A code exchange creates an ordinary session (bound to the client) with the
@@ -10,9 +11,12 @@
 //! with reuse detection, revocation and logout all work unchanged; what OpenID Connect adds
 //! (scopes, `auth_time`, the browser session the user logged in with) is kept beside the session
 //! as an [`OidcGrant`](portcullis_store::OidcGrant). Only ID tokens use the asymmetric keys.
+//! The one exception: client-credentials tokens (no user, no refresh) have no session row; their
+//! session id carries its own proof, and revoking one logs it like a session.
 
 pub mod authorize;
 pub mod claims;
+pub(crate) mod client_tokens;
 pub mod codes;
 mod consent;
 pub mod id_token;

@@ -4,8 +4,10 @@
 //!
 //! Client credentials: a confidential client gets an access token for the subject
 //! `client:<name>` (a user name can never contain `:`, so it cannot collide with a user, and
-//! Kubernetes RBAC can bind it like any user name through TokenReview), in a session bound to
-//! the client, and no refresh token.
+//! Kubernetes RBAC can bind it like any user name through TokenReview) and no refresh token.
+//! When tokens expire (`accessTokenMaxAge` > 0, the default) nothing is stored: the token's
+//! session id certifies itself ([`super::client_tokens`]); otherwise the token belongs to a
+//! session row bound to the client, like every other token.
 
 use portcullis_config::{GrantMethod, OAuthClient};
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use serde_json::{Value, json};
 
 use super::OidcError;
 use super::claims::Scopes;
+use super::client_tokens;
 use super::codes::OidcTokens;
 use crate::activity::GrantFacts;
-use crate::engine::{Engine, RequestContext, random_id};
+use crate::engine::{Engine, IssuedTokens, RequestContext, random_id};
 use crate::tokens::{Claims, TokenError, TokenType};
 
 /// Prefix of the subject of client-credentials tokens.
@@ -60,6 +63,9 @@ impl Engine {
             )));
         }
         let now = self.now_ms();
+        if self.keys.load().settings.lifetimes(Some(client)).0 > 0 {
+            return self.unstored_client_token(client, &scopes, now).await;
+        }
         let subject = User {
             name: format!("{CLIENT_SUBJECT_PREFIX}{}", client.name),
             uid: String::new(),
@@ -103,6 +109,115 @@ impl Engine {
             scope: scopes.to_string(),
             refresh: false,
         })
+    }
+
+    /// A client-credentials access token with a self-certifying session id and nothing stored.
+    /// It lives `accessTokenMaxAge`, cut at the inactivity timeout (nothing tracks its use, so it
+    /// must not outlive an idle session) and at `sessionMaxLifetime`.
+    async fn unstored_client_token(
+        &self,
+        client: &OAuthClient,
+        scopes: &Scopes,
+        now: i64,
+    ) -> Result<OidcTokens, OidcError> {
+        let ring = self.oidc.keys.ring(self.store.as_ref(), now).await?;
+        let key = ring.client_tokens.as_deref().ok_or_else(|| {
+            crate::error::CoreError::Internal(
+                "the key of client-credentials tokens is missing".into(),
+            )
+        })?;
+        let keys = self.keys.load();
+        let settings = &keys.settings;
+        let (max_age, _) = settings.lifetimes(Some(client));
+        let mut lifetime = max_age;
+        if settings.inactivity_ms > 0 {
+            lifetime = lifetime.min(settings.inactivity_ms);
+        }
+        if let Some(end) = settings.session_end(now) {
+            lifetime = lifetime.min(end - now);
+        }
+        let iat = now.div_euclid(1000);
+        let name = format!("{CLIENT_SUBJECT_PREFIX}{}", client.name);
+        let mut claims = Claims {
+            username: name.clone(),
+            sub: name.clone(),
+            token_type: TokenType::AccessToken,
+            iss: settings.issuer.clone(),
+            iat,
+            exp: Some(iat + lifetime / 1000),
+            extra: Default::default(),
+            groups: Vec::new(),
+            sid: String::new(),
+            jti: random_id(),
+            uid: String::new(),
+            r#gen: None,
+            scope: scopes.to_string(),
+        };
+        client_tokens::seal_sid(key, &mut claims);
+        let access_token = keys.codec.sign(&claims)?;
+        let tokens = IssuedTokens {
+            refresh_token: String::new(),
+            expires_in: Some(lifetime / 1000),
+            session_id: claims.sid,
+            username: name,
+            access_token,
+        };
+        // KubeSphere's Redis keys (when configured) for the access token alone: the refresh key
+        // is the same key, with the same lifetime.
+        let registered = IssuedTokens {
+            refresh_token: tokens.access_token.clone(),
+            ..tokens.clone()
+        };
+        self.register_kubesphere_keys(&registered, lifetime, 0, false)
+            .await;
+        Ok(OidcTokens {
+            tokens,
+            id_token: None,
+            scope: scopes.to_string(),
+            refresh: false,
+        })
+    }
+
+    /// The checks of an unstored client token that take the place of its session's: the tag
+    /// (see [`client_tokens`]), and the client still configured and allowed to obtain tokens
+    /// (removing a client from the configuration ends its tokens at once).
+    pub(crate) async fn check_unstored(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
+        let ring = match self.oidc.keys.ring(self.store.as_ref(), now).await {
+            Ok(ring) => ring,
+            Err(e) => {
+                // Fail closed, as a failed session lookup does.
+                tracing::error!(error = %e, "key lookup failed during token verification");
+                return Err(TokenError::Inactive);
+            }
+        };
+        if !ring
+            .client_tokens
+            .as_deref()
+            .is_some_and(|k| client_tokens::verify(k, claims))
+        {
+            return Err(TokenError::NoSession);
+        }
+        let keys = self.keys.load();
+        match keys.settings.client(client_tokens::client_of(claims)) {
+            Some(c) if c.secret.is_some() && c.grant_method != GrantMethod::Deny => Ok(()),
+            _ => Err(TokenError::Revoked),
+        }
+    }
+
+    /// Revokes the session of verified claims: an unstored client token goes to the revocation
+    /// log until it expires; any other token's session is revoked.
+    pub async fn revoke_claims(&self, claims: &Claims) -> Result<bool, crate::CoreError> {
+        if !client_tokens::is_unstored(&claims.sid) {
+            return self.revoke_session(&claims.sid).await;
+        }
+        let Some(expires_at) = client_tokens::expiry_ms(&claims.sid) else {
+            return Ok(false);
+        };
+        let revoked = self.store.revoke_unstored(&claims.sid, expires_at).await?;
+        self.revocations.insert(&claims.sid, Some(expires_at));
+        self.announce_revocation(std::slice::from_ref(&claims.sid))
+            .await;
+        Ok(revoked)
     }
 
     /// Verifies an access or refresh token (`hint` says which to try first) and checks a
@@ -157,7 +272,7 @@ impl Engine {
             out["token_type"] = json!("Bearer");
         }
         if !c.sid.is_empty() {
-            let grant = self.grant_facts(&c.sid).await?;
+            let grant = self.grant_facts(&c).await?;
             if !grant.client_id.is_empty() {
                 out["client_id"] = json!(grant.client_id);
                 out["aud"] = json!(grant.client_id);
@@ -172,7 +287,15 @@ impl Engine {
     /// A session's client and granted scopes: remembered after the first read (they never
     /// change; see [`GrantFacts`]), so introspection and userinfo read the store once per
     /// session and replica, not on every request.
-    async fn grant_facts(&self, session_id: &str) -> Result<Arc<GrantFacts>, StoreError> {
+    /// An unstored client token carries its own.
+    async fn grant_facts(&self, claims: &Claims) -> Result<Arc<GrantFacts>, StoreError> {
+        if client_tokens::is_unstored(&claims.sid) {
+            return Ok(Arc::new(GrantFacts {
+                client_id: client_tokens::client_of(claims).to_owned(),
+                scopes: Some(claims.scope.clone()),
+            }));
+        }
+        let session_id = claims.sid.as_str();
         if let Some(facts) = self.activity.grant_facts(session_id) {
             return Ok(facts);
         }
@@ -207,6 +330,25 @@ impl Engine {
         {
             return Ok(false);
         }
+        if client_tokens::is_unstored(&claims.sid) {
+            let ring = self
+                .oidc
+                .keys
+                .ring(self.store.as_ref(), self.now_ms())
+                .await?;
+            let genuine = ring
+                .client_tokens
+                .as_deref()
+                .is_some_and(|k| client_tokens::verify(k, &claims));
+            if !genuine || client_tokens::client_of(&claims) != client.name {
+                tracing::info!(
+                    client = client.name,
+                    "revocation of a token issued to another client ignored"
+                );
+                return Ok(false);
+            }
+            return Ok(self.revoke_claims(&claims).await?);
+        }
         let Some(session) = self.store.get_session(&claims.sid).await? else {
             return Ok(false);
         };
@@ -229,7 +371,7 @@ impl Engine {
             .verify(access_token, TokenType::AccessToken)
             .await
             .map_err(|e| OidcError::InvalidToken(format!("the access token is not valid: {e}")))?;
-        let scopes = match &self.grant_facts(&claims.sid).await?.scopes {
+        let scopes = match &self.grant_facts(&claims).await?.scopes {
             Some(scopes) => Scopes::parse(scopes),
             None => Scopes::parse(CONSOLE_SCOPES),
         };

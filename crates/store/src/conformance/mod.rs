@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             session_advance_refresh_cas,
             session_advance_refresh_race,
             session_revoke_and_log,
+            session_revoke_unstored,
             session_touch_keeps_latest,
             session_prune,
             cancelled_calls_leave_no_connection_in_a_transaction,

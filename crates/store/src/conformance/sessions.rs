@@ -283,6 +283,37 @@ pub async fn session_revoke_and_log(store: Arc<dyn Store>) {
     );
 }
 
+/// A token without a session row is logged once, with its expiry, in sequence with the sessions'
+/// revocations, and pruned like them; no session row appears.
+pub async fn session_revoke_unstored(store: Arc<dyn Store>) {
+    store
+        .create_session(&session("s1", "alice", 1, Some(9_000)))
+        .await
+        .unwrap();
+    assert!(store.revoke_unstored("cc.x", 4_000).await.unwrap());
+    assert!(
+        !store.revoke_unstored("cc.x", 4_000).await.unwrap(),
+        "already logged"
+    );
+    assert!(store.revoke_session("s1", 100).await.unwrap());
+    assert!(store.revoke_unstored("cc.y", 6_000).await.unwrap());
+    let log = store.revocations_since(0, 100).await.unwrap();
+    assert_eq!(ids(&log), ["cc.x", "s1", "cc.y"]);
+    assert_eq!(log[0].expires_at, Some(4_000));
+    assert_eq!(store.revocation_head().await.unwrap(), log[2].seq);
+    assert!(store.get_session("cc.x").await.unwrap().is_none());
+    assert_eq!(
+        ids(&store.live_revocations(5_000).await.unwrap()),
+        ["s1", "cc.y"]
+    );
+    store.prune_sessions(5_000).await.unwrap();
+    assert_eq!(
+        ids(&store.revocations_since(0, 100).await.unwrap()),
+        ["s1", "cc.y"],
+        "the expired entry is pruned"
+    );
+}
+
 /// `touch_sessions` only ever moves `last_seen_at` forward, merges duplicates, ignores unknown ids.
 pub async fn session_touch_keeps_latest(store: Arc<dyn Store>) {
     store
