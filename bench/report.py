@@ -109,6 +109,14 @@ def backend(raw, meta):
             total = sum(x["raw"]["ops"] for x in subj)
             s["first_logins"], s["returning_logins"] = first, max(total - first, 0)
         res[name] = s
+    # Every refresh with `openid` signs an RS256 ID token: the signatures per second on the same
+    # core, in the same rounds, are the refresh grant's ceiling.
+    rs256 = [load_json(raw / f"rs256_r{r}.json") for r in rounds]
+    if all(rs256):
+        refresh = res["refresh_token"]
+        refresh["rs256_per_s"] = med(x["per_second"] for x in rs256)
+        refresh["ratio_to_rs256"] = med(x["rps"] / c["per_second"] for x, c in
+                                        zip([read(raw / f"refresh_token_portcullis_r{r}.json", "lg") for r in rounds], rs256))
     pw = [wrk(raw / f"password_portcullis_r{r}.txt") for r in rounds]
     hashes = [json.load(open(raw / f"hash_r{r}.json"))["per_second"] for r in rounds]
     hash_runs = [json.load(open(raw / f"hash_r{r}.json")) for r in rounds]
@@ -172,6 +180,11 @@ def tables(r):
             peer = s.get("peer")
             vs = (f"{s['ratio_to_peer']:.1f}x ({fmt(peer['rps'])}/s; target {PEER_TARGET[name]}x: {verdict(s['ratio_to_peer'] >= PEER_TARGET[name])})"
                   if peer and name in PEER_TARGET and s.get("ratio_to_peer") else "")
+            if s.get("rs256_per_s"):
+                c = s["rs256_per_s"]
+                ceiling = f"{c / peer['rps']:.1f}x oidc-provider" if peer and peer.get("rps") else "-"
+                vs += (f"; RS256 ceiling on this core {fmt(c)} signatures/s = {ceiling}, "
+                       f"this grant at {s['ratio_to_rs256'] * 100:.0f}% of it")
             extra = ""
             if name == "federated_login":
                 extra = f" ({s['first_logins']:,} first logins, {s['returning_logins']:,} returning)"

@@ -5,6 +5,7 @@
 #   client_credentials, refresh_token, authorization_code,
 #   federated login                                             / bare axum handler (loadgen)
 #   password grant logins/s                                     / argon2id verifications/s
+#   refresh_token grants/s (each signs an RS256 ID token)         / RS256 signatures/s
 #   Portcullis / oidc-provider on client_credentials, refresh_token, introspection, userinfo
 # on SQLite (in-process state) and on PostgreSQL + Redis. Each round runs every subject for one slice,
 # one after the other; a figure is the median over the rounds of the per-round ratios.
@@ -260,6 +261,8 @@ bench_backend() {
     # after them, which measured as 3-6 points of "overhead" here. It waits on CPU 1 meanwhile.
     [ "$PEER" = 1 ] && taskset -a -p -c 1 "$PEER_PID" >/dev/null
     taskset -c 0 "$BIN/hash-baseline" --threads 1 --seconds "$SLICE" >"$out/hash_r$r.json"
+    # The ceiling of a refresh with an ID token: RS256 signatures per second on the same core.
+    taskset -c 0 "$BIN/sign-baseline" --seconds "$SLICE" >"$out/rs256_r$r.json"
     # The server's CPU time over the slice too: CPU per login against CPU per hash does not
     # depend on what else the shared machine runs meanwhile.
     # And the CPU time of the hashes themselves, as the server counts it (its

@@ -511,7 +511,7 @@ impl Engine {
             }
             Err(_) => return Ok(false),
         };
-        self.revoke_claims(&claims).await
+        self.revoke_session(&claims.sid).await
     }
 
     /// Revokes one session everywhere.
@@ -519,10 +519,29 @@ impl Engine {
         if session_id.is_empty() {
             return Ok(false);
         }
+        if crate::oidc::client_tokens::is_unstored(session_id) {
+            return self.revoke_unstored(session_id).await;
+        }
         let revoked = self.store.revoke_session(session_id, self.now_ms()).await?;
         self.revocations.insert(session_id, None);
         self.announce_revocation(&[session_id.to_owned()]).await;
         Ok(revoked)
+    }
+
+    /// Revokes an unstored client token (no session row): appended to the revocation log until
+    /// the expiry its id carries. Callers pass the id of a verified token; one already revoked
+    /// here is not logged again.
+    async fn revoke_unstored(&self, session_id: &str) -> Result<bool, CoreError> {
+        let Some(expires_at) = crate::oidc::client_tokens::expiry_ms(session_id) else {
+            return Ok(false);
+        };
+        if self.revocations.is_revoked(session_id) {
+            return Ok(false);
+        }
+        self.store.revoke_unstored(session_id, expires_at).await?;
+        self.revocations.insert(session_id, Some(expires_at));
+        self.announce_revocation(&[session_id.to_owned()]).await;
+        Ok(true)
     }
 
     /// Revokes every session of a user everywhere (disable, delete, password change).

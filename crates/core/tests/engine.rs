@@ -401,6 +401,29 @@ async fn client_credentials_tokens_are_not_stored_and_revoke_through_the_log() {
         Err(TokenError::Revoked)
     );
 
+    // The account page's sign-out (any caller that names the session) does the same.
+    let fourth = engine.client_credentials(&svc, None, &ctx()).await.unwrap();
+    assert!(
+        engine
+            .revoke_session(&fourth.tokens.session_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !engine
+            .revoke_session(&fourth.tokens.session_id)
+            .await
+            .unwrap(),
+        "logged once"
+    );
+    assert_eq!(replica.poll_revocations().await.unwrap(), 1);
+    assert_eq!(
+        replica
+            .verify(&fourth.tokens.access_token, TokenType::AccessToken)
+            .await,
+        Err(TokenError::Revoked)
+    );
+
     // Removing the client from the configuration ends its tokens at once.
     let third = engine.client_credentials(&svc, None, &ctx()).await.unwrap();
     let third = third.tokens.access_token;
@@ -426,8 +449,33 @@ async fn client_credentials_tokens_are_not_stored_and_revoke_through_the_log() {
         replica.verify(&third, TokenType::AccessToken).await,
         Err(TokenError::Expired)
     );
-    assert_eq!(store.prune_sessions(T0 + 600_001).await.unwrap(), 2);
+    assert_eq!(store.prune_sessions(T0 + 600_001).await.unwrap(), 3);
     assert!(store.revocations_since(head, 10).await.unwrap().is_empty());
+
+    // A new jwtSecret makes a new client-token key (the old one no longer opens); tokens of
+    // the old secret are refused, new ones verify.
+    let rotated = yaml.replace("jwtSecret: s3cret", "jwtSecret: n3w-secret");
+    let rotated = portcullis_config::load_str(&rotated, None, &LoadOptions::default()).unwrap();
+    replica.apply_config(&rotated).unwrap();
+    assert!(
+        replica
+            .verify(&token, TokenType::AccessToken)
+            .await
+            .is_err()
+    );
+    let fresh = replica
+        .client_credentials(&svc, None, &ctx())
+        .await
+        .unwrap();
+    assert!(
+        replica
+            .verify(&fresh.tokens.access_token, TokenType::AccessToken)
+            .await
+            .is_ok()
+    );
+    let macs = store.list_signing_keys().await.unwrap();
+    let macs: Vec<_> = macs.iter().filter(|k| k.alg.starts_with("HMAC")).collect();
+    assert_eq!(macs.len(), 2, "{macs:?}");
 }
 
 /// An unstored client token never outlives the inactivity timeout (nothing tracks its use) nor
@@ -438,10 +486,37 @@ async fn client_credentials_tokens_live_no_longer_than_an_idle_session() {
         "accessTokenInactivityTimeout: 0s",
         "accessTokenInactivityTimeout: 4m",
     );
-    let (engine, _clock, _store, _dir) = engine(&yaml).await;
-    let svc = engine.settings().client("svc").unwrap().clone();
-    let issued = engine.client_credentials(&svc, None, &ctx()).await.unwrap();
+    let (first, _clock, _store, _dir) = engine(&yaml).await;
+    let svc = first.settings().client("svc").unwrap().clone();
+    let issued = first.client_credentials(&svc, None, &ctx()).await.unwrap();
     assert_eq!(issued.tokens.expires_in, Some(240));
-    let claims = engine.inspect(&issued.tokens.access_token).unwrap();
+    let claims = first.inspect(&issued.tokens.access_token).unwrap();
     assert_eq!(claims.exp, Some(T0 / 1000 + 240));
+
+    let yaml = format!("{YAML}{CLIENTS}portcullis:\n  sessionMaxLifetime: 3m\n");
+    let (capped, _clock, store, _dir) = engine(&yaml).await;
+    let svc = capped.settings().client("svc").unwrap().clone();
+    let issued = capped.client_credentials(&svc, None, &ctx()).await.unwrap();
+    assert_eq!(issued.tokens.expires_in, Some(180));
+    assert!(
+        store
+            .get_session(&issued.tokens.session_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Under a second of lifetime, the token gets a session row instead.
+    let yaml = format!("{YAML}{CLIENTS}portcullis:\n  sessionMaxLifetime: 500ms\n");
+    let (short, _clock, store, _dir) = engine(&yaml).await;
+    let svc = short.settings().client("svc").unwrap().clone();
+    let issued = short.client_credentials(&svc, None, &ctx()).await.unwrap();
+    assert!(!issued.tokens.session_id.starts_with("cc."));
+    assert!(
+        store
+            .get_session(&issued.tokens.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

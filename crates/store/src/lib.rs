@@ -140,9 +140,10 @@ pub trait SessionStore: Send + Sync {
     /// Revokes one session and appends it to the revocation log; returns false when absent or already revoked.
     async fn revoke_session(&self, id: &str, at: UnixMillis) -> StoreResult<bool>;
     /// Appends a token that has no session row (an unstored client-credentials token, whose
-    /// session id the server can check by itself) to the revocation log, until `expires_at`;
-    /// returns false when it is already logged.
-    async fn revoke_unstored(&self, id: &str, expires_at: UnixMillis) -> StoreResult<bool>;
+    /// session id the server can check by itself) to the revocation log, until `expires_at`.
+    /// No check for an earlier entry (the log has no index on ids; a second entry is harmless):
+    /// callers skip what their revocation index already holds.
+    async fn revoke_unstored(&self, id: &str, expires_at: UnixMillis) -> StoreResult<()>;
     /// Revokes every unrevoked session of a user except `except`, logging each; returns the revoked ids.
     async fn revoke_user_sessions(
         &self,

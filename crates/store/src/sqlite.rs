@@ -710,19 +710,15 @@ impl SessionStore for SqliteStore {
         Ok(true)
     }
 
-    async fn revoke_unstored(&self, id: &str, expires_at: UnixMillis) -> StoreResult<bool> {
+    async fn revoke_unstored(&self, id: &str, expires_at: UnixMillis) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let logged = sqlx::query(
-            "INSERT INTO revocations (session_id, expires_at) SELECT $1, $2 \
-             WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE session_id = $1)",
-        )
-        .bind(id)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        sqlx::query("INSERT INTO revocations (session_id, expires_at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(logged == 1)
+        Ok(())
     }
 
     async fn revoke_user_sessions(

@@ -78,6 +78,27 @@ pub(crate) fn new_row(rows: &[SigningKey], now: UnixMillis, seal: &SealKey) -> S
     }
 }
 
+/// Key rows to delete: those older than a newer row that opens with `seal` (the key in use here),
+/// once that one has been active for [`super::keys::GRACE_MS`]. A row this replica cannot open
+/// may be the key of replicas with another `jwtSecret` (a rollout) and is left to them.
+pub(crate) fn expired(rows: &[SigningKey], now: UnixMillis, seal: &SealKey) -> Vec<String> {
+    let Some(current) = rows
+        .iter()
+        .filter(|r| r.alg == MAC_ALG)
+        .filter(|r| seal.open(&r.kid, &r.private_key).is_some())
+        .max_by_key(|r| r.generation)
+    else {
+        return Vec::new();
+    };
+    if current.activates_at.saturating_add(super::keys::GRACE_MS) > now {
+        return Vec::new();
+    }
+    rows.iter()
+        .filter(|r| r.alg == MAC_ALG && r.generation < current.generation)
+        .map(|r| r.kid.clone())
+        .collect()
+}
+
 /// Whether a session id names an unstored client token (its form only; [`verify`] checks it).
 pub(crate) fn is_unstored(sid: &str) -> bool {
     sid.starts_with(SID_PREFIX)
@@ -251,5 +272,17 @@ mod tests {
         );
         assert!(load(std::slice::from_ref(&first), &SealKey::derive(b"x")).is_none());
         assert!(load(&[], &seal).is_none());
+
+        // Older rows go once the newest that opens here has been active for the grace period;
+        // a newer row that does not open (another jwtSecret) deletes nothing.
+        let grace = super::super::keys::GRACE_MS;
+        assert!(expired(&rows, 6 + grace - 1, &seal).is_empty());
+        assert_eq!(expired(&rows, 6 + grace, &seal), vec![first.kid.clone()]);
+        let changed = SealKey::derive(b"changed");
+        assert_eq!(
+            expired(&rows, 7 + grace, &changed),
+            [first.kid.clone(), second.kid.clone()]
+        );
+        assert!(expired(&rows[..1], 6 + grace, &seal).is_empty());
     }
 }

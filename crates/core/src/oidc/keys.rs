@@ -143,6 +143,28 @@ impl KeyManager {
         self.reload(store, now, false).await
     }
 
+    /// The key of unstored client-credentials tokens: the one in memory, loaded from the key
+    /// table on first use (or after a configuration change). Verification must not wait for a
+    /// due reload or fail with the database: the key only changes with `jwtSecret`, and
+    /// [`KeyManager::apply_config`] clears it then.
+    pub(crate) async fn client_token_key(
+        &self,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<Arc<ClientTokenKey>, CoreError> {
+        if let Some(key) = &self.ring.load().client_tokens {
+            return Ok(key.clone());
+        }
+        // Not forced: when many requests wait here at the first use, one reload serves all.
+        self.reload(store, now, false)
+            .await?
+            .client_tokens
+            .clone()
+            .ok_or_else(|| {
+                CoreError::Internal("the key of client-credentials tokens is missing".into())
+            })
+    }
+
     /// Reloads the key table now (also when `force`d before it is due: an unknown `kid`).
     pub(crate) async fn reload(
         &self,
@@ -182,9 +204,12 @@ impl KeyManager {
         if attempted {
             rows = store.list_signing_keys().await?;
         }
-        for stale in expired(&rows, now) {
-            store.delete_signing_key(&stale).await?;
+        let mut stale = expired(&rows, now);
+        stale.extend(client_tokens::expired(&rows, now, &config.seal));
+        for kid in &stale {
+            store.delete_signing_key(kid).await?;
         }
+        rows.retain(|r| !stale.contains(&r.kid));
         let ring = Arc::new(build_ring(&rows, now, &config));
         self.ring.store(ring.clone());
         Ok(ring)
@@ -277,6 +302,7 @@ fn retires_at(rows: &[SigningKey], k: &SigningKey) -> Option<i64> {
 /// Keys replaced more than [`GRACE_MS`] ago.
 fn expired(rows: &[SigningKey], now: i64) -> Vec<String> {
     rows.iter()
+        .filter(|k| k.alg != client_tokens::MAC_ALG)
         .filter(|k| retires_at(rows, k).is_some_and(|r| r.saturating_add(GRACE_MS) <= now))
         .map(|k| k.kid.clone())
         .collect()
@@ -460,6 +486,9 @@ mod tests {
             assert_eq!(kids(&ra), kids(&rb), "round {round}");
             let algs: Vec<_> = kids(&ra).into_iter().map(|(alg, _)| alg).collect();
             assert_eq!(algs, ["ES256", "RS256"], "round {round}");
+            let macs = store.list_signing_keys().await.unwrap();
+            let macs = macs.iter().filter(|k| k.alg == client_tokens::MAC_ALG);
+            assert_eq!(macs.count(), 1, "round {round}");
             // One client-token key too: what one replica tags, the other accepts.
             let mut claims = crate::tokens::Claims {
                 username: "client:c".into(),

@@ -63,8 +63,11 @@ impl Engine {
             )));
         }
         let now = self.now_ms();
-        if self.keys.load().settings.lifetimes(Some(client)).0 > 0 {
-            return self.unstored_client_token(client, &scopes, now).await;
+        let lifetime = unstored_lifetime(&self.keys.load().settings, client, now);
+        if lifetime >= 1000 {
+            return self
+                .unstored_client_token(client, &scopes, lifetime, now)
+                .await;
         }
         let subject = User {
             name: format!("{CLIENT_SUBJECT_PREFIX}{}", client.name),
@@ -111,38 +114,28 @@ impl Engine {
         })
     }
 
-    /// A client-credentials access token with a self-certifying session id and nothing stored.
-    /// It lives `accessTokenMaxAge`, cut at the inactivity timeout (nothing tracks its use, so it
-    /// must not outlive an idle session) and at `sessionMaxLifetime`.
+    /// A client-credentials access token with a self-certifying session id and nothing stored,
+    /// living `lifetime` ms ([`unstored_lifetime`]).
     async fn unstored_client_token(
         &self,
         client: &OAuthClient,
         scopes: &Scopes,
+        lifetime: i64,
         now: i64,
     ) -> Result<OidcTokens, OidcError> {
-        let ring = self.oidc.keys.ring(self.store.as_ref(), now).await?;
-        let key = ring.client_tokens.as_deref().ok_or_else(|| {
-            crate::error::CoreError::Internal(
-                "the key of client-credentials tokens is missing".into(),
-            )
-        })?;
+        let key = self
+            .oidc
+            .keys
+            .client_token_key(self.store.as_ref(), now)
+            .await?;
         let keys = self.keys.load();
-        let settings = &keys.settings;
-        let (max_age, _) = settings.lifetimes(Some(client));
-        let mut lifetime = max_age;
-        if settings.inactivity_ms > 0 {
-            lifetime = lifetime.min(settings.inactivity_ms);
-        }
-        if let Some(end) = settings.session_end(now) {
-            lifetime = lifetime.min(end - now);
-        }
         let iat = now.div_euclid(1000);
         let name = format!("{CLIENT_SUBJECT_PREFIX}{}", client.name);
         let mut claims = Claims {
             username: name.clone(),
             sub: name.clone(),
             token_type: TokenType::AccessToken,
-            iss: settings.issuer.clone(),
+            iss: keys.settings.issuer.clone(),
             iat,
             exp: Some(iat + lifetime / 1000),
             extra: Default::default(),
@@ -153,7 +146,7 @@ impl Engine {
             r#gen: None,
             scope: scopes.to_string(),
         };
-        client_tokens::seal_sid(key, &mut claims);
+        client_tokens::seal_sid(&key, &mut claims);
         let access_token = keys.codec.sign(&claims)?;
         let tokens = IssuedTokens {
             refresh_token: String::new(),
@@ -182,19 +175,7 @@ impl Engine {
     /// (see [`client_tokens`]), and the client still configured and allowed to obtain tokens
     /// (removing a client from the configuration ends its tokens at once).
     pub(crate) async fn check_unstored(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
-        let ring = match self.oidc.keys.ring(self.store.as_ref(), now).await {
-            Ok(ring) => ring,
-            Err(e) => {
-                // Fail closed, as a failed session lookup does.
-                tracing::error!(error = %e, "key lookup failed during token verification");
-                return Err(TokenError::Inactive);
-            }
-        };
-        if !ring
-            .client_tokens
-            .as_deref()
-            .is_some_and(|k| client_tokens::verify(k, claims))
-        {
+        if !self.genuine_unstored(claims, now).await {
             return Err(TokenError::NoSession);
         }
         let keys = self.keys.load();
@@ -204,20 +185,21 @@ impl Engine {
         }
     }
 
-    /// Revokes the session of verified claims: an unstored client token goes to the revocation
-    /// log until it expires; any other token's session is revoked.
-    pub async fn revoke_claims(&self, claims: &Claims) -> Result<bool, crate::CoreError> {
-        if !client_tokens::is_unstored(&claims.sid) {
-            return self.revoke_session(&claims.sid).await;
+    /// Whether the claims of an unstored client token carry this server's tag. Without the key
+    /// (a database that cannot be read at the first use), nothing is genuine: fail closed.
+    async fn genuine_unstored(&self, claims: &Claims, now: i64) -> bool {
+        match self
+            .oidc
+            .keys
+            .client_token_key(self.store.as_ref(), now)
+            .await
+        {
+            Ok(key) => client_tokens::verify(&key, claims),
+            Err(e) => {
+                tracing::error!(error = %e, "the key of client-credentials tokens could not be loaded");
+                false
+            }
         }
-        let Some(expires_at) = client_tokens::expiry_ms(&claims.sid) else {
-            return Ok(false);
-        };
-        let revoked = self.store.revoke_unstored(&claims.sid, expires_at).await?;
-        self.revocations.insert(&claims.sid, Some(expires_at));
-        self.announce_revocation(std::slice::from_ref(&claims.sid))
-            .await;
-        Ok(revoked)
     }
 
     /// Verifies an access or refresh token (`hint` says which to try first) and checks a
@@ -331,15 +313,7 @@ impl Engine {
             return Ok(false);
         }
         if client_tokens::is_unstored(&claims.sid) {
-            let ring = self
-                .oidc
-                .keys
-                .ring(self.store.as_ref(), self.now_ms())
-                .await?;
-            let genuine = ring
-                .client_tokens
-                .as_deref()
-                .is_some_and(|k| client_tokens::verify(k, &claims));
+            let genuine = self.genuine_unstored(&claims, self.now_ms()).await;
             if !genuine || client_tokens::client_of(&claims) != client.name {
                 tracing::info!(
                     client = client.name,
@@ -347,7 +321,7 @@ impl Engine {
                 );
                 return Ok(false);
             }
-            return Ok(self.revoke_claims(&claims).await?);
+            return Ok(self.revoke_session(&claims.sid).await?);
         }
         let Some(session) = self.store.get_session(&claims.sid).await? else {
             return Ok(false);
@@ -400,4 +374,20 @@ impl Engine {
             .remember_userinfo(&claims.sid, now, Arc::new(out.clone()));
         Ok(out)
     }
+}
+
+/// How long an unstored client token lives, in ms: `accessTokenMaxAge`, cut at the inactivity
+/// timeout (nothing tracks its use, so it must not outlive an idle session) and at
+/// `sessionMaxLifetime`. Under a second (or `accessTokenMaxAge: 0s`, tokens that never expire),
+/// the token gets a session row instead.
+fn unstored_lifetime(settings: &crate::Settings, client: &OAuthClient, now: i64) -> i64 {
+    let (max_age, _) = settings.lifetimes(Some(client));
+    let mut lifetime = max_age;
+    if settings.inactivity_ms > 0 {
+        lifetime = lifetime.min(settings.inactivity_ms);
+    }
+    if let Some(end) = settings.session_end(now) {
+        lifetime = lifetime.min(end - now);
+    }
+    lifetime
 }

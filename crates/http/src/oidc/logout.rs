@@ -133,7 +133,7 @@ pub async fn cookie_session(
     };
     let user = claims.username.as_str();
     if proof.confirmed || proof.hint_user == Some(user) || proof.bearer_user == Some(user) {
-        engine.revoke_claims(&claims).await?;
+        engine.revoke_session(&claims.sid).await?;
         return Ok(clear());
     }
     Ok(CookieSession::Unproven(claims.username))
