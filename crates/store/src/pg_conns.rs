@@ -157,9 +157,22 @@ impl PgConns {
 
 /// Whether a statement's outcome is the server's answer (rows, or an error the server sent): the
 /// connection then read everything up to that answer and is intact. After any other error (I/O,
-/// protocol) it may be broken.
+/// protocol) it may be broken; after a `FATAL` or `PANIC` error the server has closed it
+/// (`terminating connection due to administrator command` when the server shuts down, fails
+/// over or an operator ends the session): listing it again would fail the next caller too.
 fn server_answered<T>(result: &Result<T, sqlx::Error>) -> bool {
-    matches!(result, Ok(_) | Err(sqlx::Error::Database(_)))
+    match result {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) => !e
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| {
+                matches!(
+                    pg.severity(),
+                    sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                )
+            }),
+        Err(_) => false,
+    }
 }
 
 impl Inner {
@@ -402,6 +415,45 @@ mod tests {
             assert!(Instant::now() < deadline, "sqlx's pool never got it back");
             tokio::task::yield_now().await;
         }
+        conns.close().await;
+    }
+
+    /// A connection the server ended (an operator's `pg_terminate_backend`, a shutdown) fails the
+    /// statement that finds out, and only that one: it is not listed again.
+    #[tokio::test]
+    async fn a_connection_the_server_ended_is_not_listed_again() {
+        let url = std::env::var("PORTCULLIS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("the store's tests need PostgreSQL");
+        let conns = PgConns::new(pool);
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&conns)
+            .await
+            .unwrap();
+        assert_eq!(listed(&conns), 1);
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert!(ended);
+        // The listed connection was used less than a second ago, so it is handed out unpinged:
+        // this statement finds the connection ended (as the server's FATAL error or as EOF).
+        let failed = sqlx::query("SELECT 1").execute(&conns).await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert_eq!(listed(&conns), 0, "the ended connection is not listed");
+        let again: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&conns)
+            .await
+            .expect("the next statement gets a new connection");
+        assert_eq!(again, 1);
         conns.close().await;
     }
 }
