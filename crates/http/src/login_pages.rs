@@ -143,6 +143,12 @@ fn login_error(state: &AppState, view: &View, e: &AuthError) -> (StatusCode, Str
             StatusCode::INTERNAL_SERVER_ERROR,
             view.text("err_internal", &[]),
         ),
+        // The database could not be reached: not the user's credentials (a 401 here told users
+        // their password was wrong while the server could not check it).
+        AuthError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            view.text("err_internal", &[]),
+        ),
         _ => (StatusCode::UNAUTHORIZED, view.text("err_credentials", &[])),
     }
 }

@@ -290,6 +290,23 @@ async fn redis_then_postgres_outage_degrades_and_recovers() {
         "logins during the outage: {statuses:?}\n{}",
         errors.join("\n")
     );
+    // The sign-in page says the server cannot check the password now, not that it is wrong.
+    let csrf = "csrf-token-during-the-outage";
+    let page = http()
+        .post(a.url("/login"))
+        .header("cookie", format!("portcullis_csrf={csrf}"))
+        .form(&[
+            ("csrf_token", csrf),
+            ("username", "pia"),
+            ("password", "pia-Passw0rd"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("try again later"), "{body}");
+    assert!(!body.contains("Incorrect user name or password"), "{body}");
     let statuses = load(200, 20, |i| {
         let url = if i % 2 == 0 {
             a.url("/healthz")
