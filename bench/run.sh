@@ -234,6 +234,10 @@ bench_backend() {
   local next_user=0 r
   for r in $(seq 1 "$ROUNDS"); do
     echo "   round $r/$ROUNDS"
+    # What autovacuum does in production (this machine's PostgreSQL runs with it off): fresh
+    # statistics for the grown tables, which also makes PostgreSQL re-plan the server's prepared
+    # statements (docs/performance.md, "PostgreSQL refresh falls across the rounds").
+    case "$2" in postgres://*) psql "$2" -qc ANALYZE >/dev/null ;; esac
     TOKEN=x wrk_slice "$out/bare_wrk_r$r.txt" "$BARE/" bench/tokenreview.lua
     lg_slice "$out/bare_lg_r$r.json" --url "$BARE" fixed --path /
     review "$out/tokenreview_portcullis_r$r.txt" "$URL"
