@@ -712,11 +712,7 @@ impl SessionStore for SqliteStore {
 
     async fn revoke_unstored(&self, id: &str, expires_at: UnixMillis) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO revocations (session_id, expires_at) VALUES ($1, $2)")
-            .bind(id)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
+        log_revocations(&mut tx, &[(id.to_owned(), Some(expires_at))]).await?;
         tx.commit().await?;
         Ok(())
     }
