@@ -24,11 +24,13 @@ SCENARIOS = [
     ("introspection", "introspection", "wrk", "req/s"),
     ("client_credentials", "client_credentials grant", "lg", "grants/s"),
     ("refresh_token", "refresh_token grant", "lg", "grants/s"),
+    ("refresh_token_es256", "refresh_token grant, ES256 ID tokens", "lg", "grants/s"),
     ("authorization_code", "authorization_code (authorize + token, PKCE)", "lg", "flows/s"),
     ("federated_login", "federated login (start + callback)", "lg", "logins/s"),
 ]
 VERIFICATION = {"tokenreview", "userinfo", "introspection"}
-PEER_TARGET = {"client_credentials": 8, "refresh_token": 8, "introspection": 10, "userinfo": 10}
+PEER_TARGET = {"client_credentials": 8, "refresh_token": 8, "refresh_token_es256": 8, "introspection": 10,
+               "userinfo": 10}
 
 
 def wrk(path):

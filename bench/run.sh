@@ -6,7 +6,8 @@
 #   federated login                                             / bare axum handler (loadgen)
 #   password grant logins/s                                     / argon2id verifications/s
 #   refresh_token grants/s (each signs an RS256 ID token)         / RS256 signatures/s
-#   Portcullis / oidc-provider on client_credentials, refresh_token, introspection, userinfo
+#   Portcullis / oidc-provider on client_credentials, refresh_token (RS256 and ES256 ID tokens),
+#   introspection, userinfo
 # on SQLite (in-process state) and on PostgreSQL + Redis. Each round runs every subject for one slice,
 # one after the other; a figure is the median over the rounds of the per-round ratios.
 # Servers run on CPU 0 (taskset), load generators on CPU 1; loopback only.
@@ -35,6 +36,8 @@ FED_USERS="${FED_USERS:-10000}"
 PW_CONC=4
 ADMIN_PW=bench-Admin-Passw0rd
 CLIENT=bench:bench-client-secret
+# The same client with ES256 ID tokens (idTokenSigningAlg; oidc-provider: id_token_signed_response_alg).
+CLIENT_ES=bench-es:bench-client-secret
 for tool in wrk taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (apt-get install $tool)" >&2; exit 1; }
 done
@@ -132,6 +135,11 @@ authentication:
       redirectURIs: ["http://127.0.0.1:9/cb"]
       grantMethod: auto
       trusted: false
+    - name: bench-es
+      secret: bench-client-secret
+      redirectURIs: ["http://127.0.0.1:9/cb"]
+      grantMethod: auto
+      idTokenSigningAlg: ES256
     - name: console
       secret: console-secret
       trusted: true
@@ -246,6 +254,8 @@ bench_backend() {
     lg_slice "$out/client_credentials_portcullis_r$r.json" --url "$URL" client-credentials --client "$CLIENT"
     lg_slice "$out/refresh_token_portcullis_r$r.json" --url "$URL" refresh --client "$CLIENT" \
       --user "admin:$ADMIN_PW" --scope "openid offline_access"
+    lg_slice "$out/refresh_token_es256_portcullis_r$r.json" --url "$URL" refresh --client "$CLIENT_ES" \
+      --user "admin:$ADMIN_PW" --scope "openid offline_access"
     lg_slice "$out/authorization_code_portcullis_r$r.json" --url "$URL" authorization-code --client "$CLIENT" \
       --user "admin:$ADMIN_PW" --scope "openid profile email"
     lg_slice "$out/federated_login_portcullis_r$r.json" --url "$URL" federated --provider instant \
@@ -259,6 +269,9 @@ bench_backend() {
       curl -sf "$PEER_URL/bench/tokens?refresh=$CONC" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["refresh_tokens"]))' >"$WORK/peer_rt.txt"
       lg_slice "$out/refresh_token_peer_r$r.json" --url "$PEER_URL" --token-path /token \
         refresh --client "$CLIENT" --tokens-file "$WORK/peer_rt.txt"
+      curl -sf "$PEER_URL/bench/tokens?refresh=$CONC&client=bench-es" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["refresh_tokens"]))' >"$WORK/peer_rt.txt"
+      lg_slice "$out/refresh_token_es256_peer_r$r.json" --url "$PEER_URL" --token-path /token \
+        refresh --client "$CLIENT_ES" --tokens-file "$WORK/peer_rt.txt"
     fi
     # The password grant and the hash it is bounded by, back to back on the same core, with
     # nothing else on it: oidc-provider goes on collecting the garbage of its slices for seconds

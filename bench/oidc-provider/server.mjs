@@ -2,16 +2,17 @@
 // the same operations Portcullis is measured on, on loopback, in one Node process (run.sh pins it to CPU 0 and
 // sets NODE_ENV=production).
 //
-// * One confidential client `bench` / `bench-client-secret` (client_secret_basic) with the grants
-//   client_credentials, refresh_token and authorization_code; refresh tokens rotate on every use, as Portcullis'
-//   do (rotateRefreshToken: true), and a refresh with `openid` issues a new RS256 ID token, as Portcullis' does.
+// * Two confidential clients, `bench` (RS256 ID tokens) and `bench-es` (ES256 ID tokens), secret
+//   `bench-client-secret` (client_secret_basic), with the grants client_credentials, refresh_token and
+//   authorization_code; refresh tokens rotate on every use, as Portcullis' do (rotateRefreshToken: true), and a
+//   refresh with `openid` issues a new ID token, as Portcullis' does.
 // * Features: clientCredentials, introspection (POST /token/introspection), userinfo (GET /me).
 // * Storage: an unbounded in-process Map (the package's own MemoryAdapter is an LRU of 1,000 entries, which
 //   evicts grants under load and is documented as not for production); expired entries are not swept during a
 //   run, like Portcullis' SQLite state within a run.
 // * The benchmark needs tokens without a browser, so this process mints them through the provider's own models
 //   (a Grant with `openid offline_access profile email`, then an AccessToken or RefreshToken of that grant):
-//   GET /bench/tokens?refresh=N answers {"access_token": "...", "refresh_tokens": [N fresh tokens]}. Served on the
+//   GET /bench/tokens?refresh=N[&client=bench-es] answers {"access_token": "...", "refresh_tokens": [N fresh tokens]}. Served on the
 //   same port, outside the provider's routes.
 //
 // PORT (default 0: a free port). The first stdout line is JSON: {"issuer": "http://127.0.0.1:<port>"}.
@@ -78,15 +79,15 @@ const jwk = (type, opts, kid) => ({ ...generateKeyPairSync(type, opts).privateKe
 
 const configuration = {
   adapter: MapAdapter,
-  clients: [{
-    client_id: 'bench',
+  clients: [['bench', 'RS256'], ['bench-es', 'ES256']].map(([client_id, alg]) => ({
+    client_id,
     client_secret: 'bench-client-secret',
     redirect_uris: ['http://127.0.0.1:9/cb'],
     grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
-    id_token_signed_response_alg: 'RS256',
-  }],
+    id_token_signed_response_alg: alg,
+  })),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -104,7 +105,7 @@ const configuration = {
   rotateRefreshToken: true,
   ttl: { AccessToken: 7200, ClientCredentials: 7200, RefreshToken: 86400, IdToken: 3600, Grant: 86400 },
   cookies: { keys: ['portcullis-bench-cookie-key'] },
-  jwks: { keys: [jwk('rsa', { modulusLength: 2048 }, 'bench-rsa')] },
+  jwks: { keys: [jwk('rsa', { modulusLength: 2048 }, 'bench-rsa'), jwk('ec', { namedCurve: 'P-256' }, 'bench-ec')] },
 };
 
 const server = http.createServer();
@@ -115,22 +116,24 @@ await new Promise((resolve, reject) => {
 const issuer = `http://127.0.0.1:${server.address().port}`;
 const provider = new Provider(issuer, configuration);
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
-const client = await provider.Client.find('bench');
+const clients = { bench: await provider.Client.find('bench'), 'bench-es': await provider.Client.find('bench-es') };
 
-/** A new grant of the bench user to the bench client. */
-async function grant() {
-  const g = new provider.Grant({ accountId: 'bench-user', clientId: 'bench' });
+/** A new grant of the bench user to a client. */
+async function grant(clientId) {
+  const g = new provider.Grant({ accountId: 'bench-user', clientId });
   g.addOIDCScope('openid offline_access profile email');
   return g.save();
 }
 
-/** `{access_token, refresh_tokens: [n]}`, each refresh token in its own grant (one chain per worker). */
-async function mint(n) {
+/** `{access_token, refresh_tokens: [n]}` of a client, each refresh token in its own grant (one chain per worker). */
+async function mint(n, clientId) {
+  const client = clients[clientId];
+  if (!client) throw new Error(`unknown client ${clientId}`);
   const base = { accountId: 'bench-user', client, gty: 'authorization_code', authTime: Math.floor(Date.now() / 1000) };
-  const access_token = await new provider.AccessToken({ ...base, grantId: await grant(), scope: 'openid profile email' }).save();
+  const access_token = await new provider.AccessToken({ ...base, grantId: await grant(clientId), scope: 'openid profile email' }).save();
   const refresh_tokens = [];
   for (let i = 0; i < n; i += 1) {
-    refresh_tokens.push(await new provider.RefreshToken({ ...base, grantId: await grant(), scope: 'openid offline_access' }).save());
+    refresh_tokens.push(await new provider.RefreshToken({ ...base, grantId: await grant(clientId), scope: 'openid offline_access' }).save());
   }
   return { access_token, refresh_tokens };
 }
@@ -138,8 +141,9 @@ async function mint(n) {
 const callback = provider.callback();
 server.on('request', (req, res) => {
   if (!req.url.startsWith('/bench/tokens')) return callback(req, res);
-  const n = Math.min(Number(new URL(req.url, issuer).searchParams.get('refresh') || 0), 1024);
-  mint(n).then(
+  const params = new URL(req.url, issuer).searchParams;
+  const n = Math.min(Number(params.get('refresh') || 0), 1024);
+  mint(n, params.get('client') || 'bench').then(
     (body) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(body)); },
     (err) => { res.statusCode = 500; res.end(String(err)); },
   );

@@ -34,9 +34,10 @@ struct Seen {
 /// deleting the user revokes the session, which is checked before.
 pub const USERINFO_FRESH_MS: i64 = 1_000;
 
-/// What introspection and userinfo need to know about a session's OAuth grant. Both are written
-/// once, before the session's first token is handed out, and never change, so a process may
-/// remember them for as long as it remembers the session (revocation is checked separately).
+/// What introspection, userinfo and the refresh grant need to know about a session's OAuth
+/// grant. It is written once, before the session's first token is handed out, and never
+/// changes, so a process may remember it for as long as it remembers the session (revocation is
+/// checked separately).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantFacts {
     /// The client the session was issued to; empty for none (a console login).
@@ -44,6 +45,9 @@ pub struct GrantFacts {
     /// The scopes of its OIDC grant; `None` for a session without one (KubeSphere's password
     /// grant and console logins).
     pub scopes: Option<String>,
+    /// When the user authenticated (Unix ms), from the stored grant; `None` without one, and
+    /// for an unstored client-credentials token.
+    pub auth_time: Option<UnixMillis>,
 }
 
 impl Seen {

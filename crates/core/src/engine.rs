@@ -41,6 +41,20 @@ pub struct IssuedTokens {
     pub username: String,
 }
 
+/// What the refresh grant hands back: the new tokens, and what the grant read that the OpenID
+/// Connect answer needs again ([`Engine::oidc_refreshed`]), so that it is not read twice.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The new tokens.
+    pub tokens: IssuedTokens,
+    /// The user the tokens were issued to, as the grant read them; `None` after the refresh of
+    /// a pre-registration, which starts a new session.
+    pub user: Option<User>,
+    /// The refreshed session's client (empty for none); `None` after the refresh of a
+    /// pre-registration.
+    pub client_id: Option<String>,
+}
+
 /// An authenticated caller, from a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -32,7 +32,9 @@ mod users;
 pub use account::{AccountError, AccountOverview, PasswordChangeError};
 pub use clients::constant_time_eq;
 pub use clock::{Clock, ManualClock, OffsetFileClock, SystemClock};
-pub use engine::{BackgroundJobs, Engine, IssuedTokens, Principal, RequestContext, random_id};
+pub use engine::{
+    BackgroundJobs, Engine, IssuedTokens, Principal, Refreshed, RequestContext, random_id,
+};
 pub use error::{AuthError, CoreError};
 pub use federation::{FederatedLogin, FederationError, ProviderSet};
 pub use login::PasswordLogin;

@@ -8,7 +8,7 @@
 use portcullis_store::{LoginRecord, User, UserState};
 use tracing::Instrument;
 
-use crate::engine::{Engine, IssuedTokens, RequestContext, SessionSpec};
+use crate::engine::{Engine, IssuedTokens, Refreshed, RequestContext, SessionSpec};
 use crate::error::AuthError;
 use crate::lockout::{Reserved, Slot};
 use crate::names::looks_like_email;
@@ -275,7 +275,7 @@ impl Engine {
         &self,
         refresh_token: &str,
         client_id: Option<&str>,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<Refreshed, AuthError> {
         let invalid = |m: &str| AuthError::InvalidGrant(m.to_string());
         let (claims, settings) = self
             .codec_verify_refresh(refresh_token)
@@ -344,7 +344,12 @@ impl Engine {
             }
         }
         if session.user == crate::federation::PRE_REGISTRATION_USER {
-            return self.refresh_pre_registration(&claims, &session).await;
+            let tokens = self.refresh_pre_registration(&claims, &session).await?;
+            return Ok(Refreshed {
+                tokens,
+                user: None,
+                client_id: None,
+            });
         }
         let user = match self.store.get_user(&session.user).await? {
             Some(u) if u.state != UserState::Disabled => u,
@@ -368,8 +373,14 @@ impl Engine {
                 "the refresh token was already used; the session has been revoked",
             ));
         }
-        self.sign_refreshed(&user, &session, presented + 1, now)
-            .await
+        let tokens = self
+            .sign_refreshed(&user, &session, presented + 1, now)
+            .await?;
+        Ok(Refreshed {
+            tokens,
+            user: Some(user),
+            client_id: Some(session.client_id),
+        })
     }
 
     /// Writes a login record; failures to write are logged, never fatal to the login.

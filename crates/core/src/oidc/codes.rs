@@ -12,6 +12,8 @@
 //! `trusted` (KubeSphere's first-party clients, which always received one). They rotate on use with
 //! reuse detection ([`Engine::refresh`]); refreshing also issues a new ID token.
 
+use std::sync::Arc;
+
 use portcullis_config::OAuthClient;
 use portcullis_store::{AuthCode, CodeTake, OidcGrant, UserState};
 use sha2::{Digest, Sha256};
@@ -20,8 +22,9 @@ use super::authorize::{AuthRequest, BrowserSession};
 use super::claims::Scopes;
 use super::id_token::IdTokenInput;
 use super::{CODE_TTL_MS, OidcError, jws};
+use crate::activity::GrantFacts;
 use crate::clients::constant_time_eq;
-use crate::engine::{Engine, IssuedTokens, RequestContext, random_id};
+use crate::engine::{Engine, IssuedTokens, Refreshed, RequestContext, random_id};
 
 /// A code presented at the token endpoint by an authenticated (or, for a public client,
 /// identified) client.
@@ -207,40 +210,88 @@ impl Engine {
     /// Completes a refresh grant for a session created by the code flow: the granted scopes
     /// and, with `openid`, a new ID token (same `auth_time`, no `nonce`). `None` for sessions
     /// that did not come from the code flow (ks-console's password logins).
+    ///
+    /// The grant never changes, so it is read once per session and process
+    /// ([`crate::activity::GrantFacts`]); the user is the one the refresh grant just read.
     pub async fn oidc_refreshed(
         &self,
-        tokens: &IssuedTokens,
+        refreshed: &Refreshed,
         client: Option<&OAuthClient>,
     ) -> Result<Option<OidcTokens>, OidcError> {
-        let Some(grant) = self.store.get_oidc_grant(&tokens.session_id).await? else {
+        let tokens = &refreshed.tokens;
+        let Some(facts) = self.refreshed_grant_facts(refreshed).await? else {
+            return Ok(None);
+        };
+        let (Some(granted), Some(auth_time)) = (&facts.scopes, facts.auth_time) else {
             return Ok(None);
         };
         let settings = self.settings();
-        let Some(client) = client.or_else(|| settings.client(&grant.client_id)) else {
+        let Some(client) = client.or_else(|| settings.client(&facts.client_id)) else {
             return Ok(None);
         };
-        let scopes = Scopes::parse(&grant.scopes);
-        let id_token = match self.store.get_user(&grant.user).await? {
-            Some(user) if scopes.has("openid") => {
-                let input = IdTokenInput {
-                    user: &user,
-                    client,
-                    scopes: &scopes,
-                    auth_time_ms: grant.auth_time,
-                    nonce: None,
-                    access_token: &tokens.access_token,
-                    sid: &tokens.session_id,
-                };
-                Some(self.sign_id_token(input).await?)
+        let scopes = Scopes::parse(granted);
+        let id_token = if scopes.has("openid") {
+            let read;
+            let user = match &refreshed.user {
+                Some(user) => Some(user),
+                None => {
+                    read = self.store.get_user(&tokens.username).await?;
+                    read.as_ref()
+                }
+            };
+            match user {
+                Some(user) if user.state != UserState::Disabled => {
+                    let input = IdTokenInput {
+                        user,
+                        client,
+                        scopes: &scopes,
+                        auth_time_ms: auth_time,
+                        nonce: None,
+                        access_token: &tokens.access_token,
+                        sid: &tokens.session_id,
+                    };
+                    Some(self.sign_id_token(input).await?)
+                }
+                _ => None,
             }
-            _ => None,
+        } else {
+            None
         };
         Ok(Some(OidcTokens {
             tokens: tokens.clone(),
             id_token,
             refresh: gives_refresh(client, &scopes),
-            scope: grant.scopes,
+            scope: granted.clone(),
         }))
+    }
+
+    /// The grant facts of a refreshed session: remembered, or read from the store and then
+    /// remembered. `None` when there is no grant and the session's client is not known (the
+    /// session a pre-registration's refresh started).
+    async fn refreshed_grant_facts(
+        &self,
+        refreshed: &Refreshed,
+    ) -> Result<Option<Arc<GrantFacts>>, OidcError> {
+        let session_id = &refreshed.tokens.session_id;
+        if let Some(facts) = self.activity.grant_facts(session_id) {
+            return Ok(Some(facts));
+        }
+        let grant = self.store.get_oidc_grant(session_id).await?;
+        let Some(client_id) = grant
+            .as_ref()
+            .map(|g| g.client_id.clone())
+            .or_else(|| refreshed.client_id.clone())
+        else {
+            return Ok(None);
+        };
+        let facts = Arc::new(GrantFacts {
+            client_id,
+            auth_time: grant.as_ref().map(|g| g.auth_time),
+            scopes: grant.map(|g| g.scopes),
+        });
+        self.activity
+            .remember_grant_facts(session_id, facts.clone());
+        Ok(Some(facts))
     }
 }
 

@@ -275,6 +275,7 @@ impl Engine {
             return Ok(Arc::new(GrantFacts {
                 client_id: client_tokens::client_of(claims).to_owned(),
                 scopes: Some(claims.scope.clone()),
+                auth_time: None,
             }));
         }
         let session_id = claims.sid.as_str();
@@ -287,12 +288,12 @@ impl Engine {
             .await?
             .map(|s| s.client_id)
             .unwrap_or_default();
-        let scopes = self
-            .store
-            .get_oidc_grant(session_id)
-            .await?
-            .map(|g| g.scopes);
-        let facts = Arc::new(GrantFacts { client_id, scopes });
+        let grant = self.store.get_oidc_grant(session_id).await?;
+        let facts = Arc::new(GrantFacts {
+            client_id,
+            auth_time: grant.as_ref().map(|g| g.auth_time),
+            scopes: grant.map(|g| g.scopes),
+        });
         self.activity
             .remember_grant_facts(session_id, facts.clone());
         Ok(facts)

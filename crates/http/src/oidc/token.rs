@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_config::OAuthClient;
 use portcullis_core::oidc::{CodeExchange, OidcTokens};
-use portcullis_core::{IssuedTokens, OidcError, RequestContext};
+use portcullis_core::{OidcError, Refreshed, RequestContext};
 use serde_json::json;
 
 use crate::AppState;
@@ -83,11 +83,11 @@ pub(crate) async fn client_credentials(
 /// flow, else KubeSphere's token JSON.
 pub(crate) async fn after_refresh(
     state: &AppState,
-    issued: IssuedTokens,
+    refreshed: Refreshed,
     client: Option<&OAuthClient>,
 ) -> Result<Response, ApiError> {
-    match state.engine().oidc_refreshed(&issued, client).await? {
+    match state.engine().oidc_refreshed(&refreshed, client).await? {
         Some(tokens) => Ok(response(&tokens)),
-        None => Ok(token_response(&issued)),
+        None => Ok(token_response(&refreshed.tokens)),
     }
 }

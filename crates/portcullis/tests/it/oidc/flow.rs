@@ -165,6 +165,24 @@ async fn code_flow_end_to_end(pg: bool) {
         (400, Some("invalid_grant")),
         "{e}"
     );
+    // Its own client refreshes again: the grant is the one remembered from before (same
+    // scopes, same auth_time), the user the one the refresh read.
+    let (status, r3) = token_as(
+        &server,
+        "app",
+        "app-secret",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", r["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{r3}");
+    assert_eq!(r3["scope"], r["scope"]);
+    let c3 = verify_with_jwks(&server, r3["id_token"].as_str().unwrap(), "app").await;
+    assert_eq!(c3["auth_time"], claims["auth_time"]);
+    assert_eq!(c3["email"], "alice@example.com", "{c3}");
+    assert_ne!(r3["refresh_token"], r["refresh_token"]);
 
     // Without offline_access an untrusted client gets no refresh token; SSO: no login form.
     let body = code_flow(&server, &mut browser, "app", "app-secret", "openid").await;
