@@ -217,7 +217,8 @@ bench_backend() {
   local idle_at_ready
   idle_at_ready=$(status_kb "$PID" VmRSS)
   # Settled: 12 s later, past the runtime's 10 s keep-alive of the blocking thread that hashed
-  # the first start's admin password and the server's release of idle argon2 memory.
+  # the first start's admin password, the server's release of idle argon2 memory and the
+  # binary's periodic return of freed memory (crates/portcullis/src/main.rs).
   sleep 12
   echo "{\"rss_idle_kb\": $idle_at_ready, \"rss_idle_settled_kb\": $(status_kb "$PID" VmRSS)}" >"$out/memory_idle.json"
   taskset -c 1 "$BIN/loadgen" --url "$URL" tokens --client "$CLIENT" --user "admin:$ADMIN_PW" \
