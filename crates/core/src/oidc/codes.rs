@@ -284,14 +284,7 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let facts = Arc::new(GrantFacts {
-            client_id,
-            auth_time: grant.as_ref().map(|g| g.auth_time),
-            scopes: grant.map(|g| g.scopes),
-        });
-        self.activity
-            .remember_grant_facts(session_id, facts.clone());
-        Ok(Some(facts))
+        Ok(Some(self.remember_grant(session_id, client_id, grant)))
     }
 }
 

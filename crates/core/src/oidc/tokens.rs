@@ -289,6 +289,17 @@ impl Engine {
             .map(|s| s.client_id)
             .unwrap_or_default();
         let grant = self.store.get_oidc_grant(session_id).await?;
+        Ok(self.remember_grant(session_id, client_id, grant))
+    }
+
+    /// Remembers the grant facts of a session read from the store (its client, and its OIDC
+    /// grant if it has one) and returns them.
+    pub(crate) fn remember_grant(
+        &self,
+        session_id: &str,
+        client_id: String,
+        grant: Option<OidcGrant>,
+    ) -> Arc<GrantFacts> {
         let facts = Arc::new(GrantFacts {
             client_id,
             auth_time: grant.as_ref().map(|g| g.auth_time),
@@ -296,7 +307,7 @@ impl Engine {
         });
         self.activity
             .remember_grant_facts(session_id, facts.clone());
-        Ok(facts)
+        facts
     }
 
     /// Token revocation (RFC 7009): revokes the session of an access or refresh token issued to
