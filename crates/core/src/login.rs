@@ -293,9 +293,11 @@ impl Engine {
             return Err(invalid("the refresh token has been revoked"));
         }
         let now = self.now_ms();
-        let session = self
+        // The session and its user in one read: the user is needed below unless this is a
+        // pre-registration.
+        let (session, user) = self
             .store
-            .get_session(&claims.sid)
+            .get_session_with_user(&claims.sid)
             .await?
             .ok_or_else(|| invalid("the refresh token has been revoked"))?;
         if session.revoked_at.is_some() {
@@ -351,7 +353,7 @@ impl Engine {
                 client_id: None,
             });
         }
-        let user = match self.store.get_user(&session.user).await? {
+        let user = match user {
             Some(u) if u.state != UserState::Disabled => u,
             _ => {
                 self.revoke_session(&session.id).await?;

@@ -162,6 +162,22 @@ macro_rules! user_columns {
         "name, uid, email, display_name, groups, state, password_hash, uninitialized, created_at, last_login_at, password_changed_at"
     };
 }
+/// One session (`$1`) and its user's [`user_columns!`] named `u_<column>`, for
+/// [`session_with_user_from_row`].
+macro_rules! session_with_user_select {
+    () => {
+        concat!(
+            "SELECT s.*, u.name AS u_name, u.uid AS u_uid, u.email AS u_email, \
+             u.display_name AS u_display_name, u.groups AS u_groups, u.state AS u_state, \
+             u.password_hash AS u_password_hash, u.uninitialized AS u_uninitialized, \
+             u.created_at AS u_created_at, u.last_login_at AS u_last_login_at, \
+             u.password_changed_at AS u_password_changed_at \
+             FROM (SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1) AS s LEFT JOIN users AS u ON u.name = s.user_name"
+        )
+    };
+}
 macro_rules! link_columns {
     () => {
         "provider, upstream_uid, user_name, upstream_username, upstream_email, created_at, upstream_email_verified"
@@ -211,7 +227,8 @@ macro_rules! bind_record {
     };
 }
 pub(crate) use {
-    bind_record, bind_session, link_columns, record_columns, session_columns, user_columns,
+    bind_record, bind_session, link_columns, record_columns, session_columns,
+    session_with_user_select, user_columns,
 };
 
 pub(crate) fn user_from_row(r: &impl RowExt) -> StoreResult<User> {
@@ -235,6 +252,37 @@ pub(crate) fn user_from_row(r: &impl RowExt) -> StoreResult<User> {
         password_changed_at: r.opt_int("password_changed_at")?,
         name,
     })
+}
+
+/// A row's columns under a prefix: `Prefixed(row, "u_").text("name")` reads `u_name`.
+struct Prefixed<'r, R>(&'r R, &'static str);
+
+impl<R: RowExt> RowExt for Prefixed<'_, R> {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.0.text(&format!("{}{col}", self.1))
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.0.opt_text(&format!("{}{col}", self.1))
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.0.int(&format!("{}{col}", self.1))
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.0.opt_int(&format!("{}{col}", self.1))
+    }
+    fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+        self.0.flag(&format!("{}{col}", self.1))
+    }
+}
+
+/// A row of [`session_with_user_select!`]: the session, and its user if one was joined.
+pub(crate) fn session_with_user_from_row(r: &impl RowExt) -> StoreResult<(Session, Option<User>)> {
+    let session = session_from_row(r)?;
+    let user = match r.opt_text("u_name")? {
+        Some(_) => Some(user_from_row(&Prefixed(r, "u_"))?),
+        None => None,
+    };
+    Ok((session, user))
 }
 
 pub(crate) fn link_from_row(r: &impl RowExt) -> StoreResult<IdentityLink> {

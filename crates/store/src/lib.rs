@@ -124,6 +124,10 @@ pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     /// A session by id.
     async fn get_session(&self, id: &str) -> StoreResult<Option<Session>>;
+    /// A session by id and its user, in one read; the user is `None` when no user of that name
+    /// exists (a pre-registration's session, a user deleted meanwhile).
+    async fn get_session_with_user(&self, id: &str)
+    -> StoreResult<Option<(Session, Option<User>)>>;
     /// A user's sessions that are not revoked and not expired at `now`, newest first.
     async fn list_active_sessions(&self, user: &str, now: UnixMillis) -> StoreResult<Vec<Session>>;
     /// Atomically moves the session to the next refresh generation if it is still at `expected`,

@@ -18,7 +18,7 @@ use crate::sqlite_conns::{SqliteConns, SqliteTx, in_one_transaction};
 
 use crate::common::{
     self, Counter, MigrationFile, PRUNE_USER_PAGE, link_columns, record_columns, session_columns,
-    user_columns,
+    session_with_user_select, user_columns,
 };
 use crate::oidc::{bind_grant, grant_columns};
 use crate::{
@@ -657,6 +657,19 @@ impl SessionStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(common::session_from_row).transpose()
+    }
+
+    async fn get_session_with_user(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        let row = sqlx::query(session_with_user_select!())
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref()
+            .map(common::session_with_user_from_row)
+            .transpose()
     }
 
     async fn list_active_sessions(&self, user: &str, now: UnixMillis) -> StoreResult<Vec<Session>> {

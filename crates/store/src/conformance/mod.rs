@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
             login_records_prune_by_count,
             login_records_prune_many_users,
             session_create_get_list,
+            session_with_user,
             session_advance_refresh_cas,
             session_advance_refresh_race,
             session_revoke_and_log,

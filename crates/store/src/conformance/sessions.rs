@@ -53,6 +53,32 @@ pub async fn session_create_get_list(store: Arc<dyn Store>) {
     );
 }
 
+/// A session and its user in one read: the user when one of that name exists, `None` when not;
+/// nothing for an unknown session.
+pub async fn session_with_user(store: Arc<dyn Store>) {
+    let alice = super::sample_user("alice");
+    store.create_user(&alice).await.unwrap();
+    let s1 = Session {
+        upstream_groups: vec!["github:acme".into()],
+        ..session("s1", "alice", 100, Some(10_000))
+    };
+    let orphan = session("s2", "nobody", 200, None);
+    for s in [&s1, &orphan] {
+        store.create_session(s).await.unwrap();
+    }
+    let stored_alice = store.get_user("alice").await.unwrap();
+    assert!(stored_alice.is_some());
+    assert_eq!(
+        store.get_session_with_user("s1").await.unwrap(),
+        Some((s1, stored_alice))
+    );
+    assert_eq!(
+        store.get_session_with_user("s2").await.unwrap(),
+        Some((orphan, None))
+    );
+    assert_eq!(store.get_session_with_user("nope").await.unwrap(), None);
+}
+
 /// `advance_refresh` is a compare-and-set on the generation that refuses stale, revoked, expired
 /// and missing sessions.
 pub async fn session_advance_refresh_cas(store: Arc<dyn Store>) {
