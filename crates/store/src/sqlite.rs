@@ -81,11 +81,13 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read connections; WAL lets them all read while the writer writes.
 const READERS: u32 = 4;
 
-/// Rows deleted per statement by the prune calls. Each statement holds SQLite's one write lock,
-/// which every login needs too: 10,000-row batches (PostgreSQL's size) let a retention run over
-/// a million old records hold logins to 4 a second (the scale benchmark, 1,000,000 users);
-/// batches of 1,000 let them through between statements.
-const PRUNE_BATCH_SQLITE: i64 = 1_000;
+/// Rows deleted per statement by the prune calls. Each statement holds the one writer
+/// connection and SQLite's write lock, which every login needs too. In the scale benchmark
+/// (1,000,000 users, a retention run over a million old records), logins during the job went
+/// at 0.06 of their rate after it with 10,000-row statements (PostgreSQL's size), at 0.10-0.41
+/// with 1,000-row ones, and at 0.65 with 100-row ones, the job taking about as long
+/// (docs/performance.md, "Scale").
+const PRUNE_BATCH_SQLITE: i64 = 100;
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]

@@ -11,10 +11,12 @@
 //! hold, failures plus slots in flight, and the table holds that counter minus the slots in
 //! flight ([`Overlay::stored`]). A reservation that starts a new window (a new key, a window over,
 //! a lock run out) writes the new window to the table; a failure writes its count (and lock); a
-//! release writes nothing. Every reservation, failure, release and clear holds one mutex across
-//! its table read and write, so the decisions are serialised as PostgreSQL's row locks serialise
-//! them, and each reads the table first: where it no longer holds what this process wrote (a
-//! clear by another process, a write of this one that failed), the table wins. An attempt is
+//! release writes nothing. Every reservation, failure and clear holds one mutex across its table
+//! read and write, so the decisions are serialised as PostgreSQL's row locks serialise them, and
+//! each reads the table first: where it no longer holds what this process wrote (a clear by
+//! another process, a write of this one that failed, a release's decrement), the table wins. A
+//! release holds the mutex to sort its keys and to settle them, not across its write (the end
+//! of a login, which may wait for the writer behind a long statement). An attempt is
 //! settled in memory even when its write fails, so keys without attempts in flight have no entry
 //! and the map holds only the logins running now.
 
@@ -204,10 +206,19 @@ impl SqliteStore {
         Fut: std::future::Future<Output = StoreResult<()>>,
     {
         let keys = distinct(keys);
-        let mut slots = self.in_flight.lock().await;
-        let (held, unheld): (Vec<&str>, Vec<&str>) =
-            keys.iter().partition(|k| slots.contains_key(**k));
+        let (held, unheld): (Vec<&str>, Vec<&str>) = {
+            let slots = self.in_flight.lock().await;
+            keys.iter().partition(|k| slots.contains_key(**k))
+        };
+        // The write runs without the mutex: it may wait for the one writer behind a long
+        // statement (a retention batch holds SQLite's write lock for tens of milliseconds), and
+        // every reservation needs the mutex, so holding it here made all logins queue behind
+        // that statement one at a time. Meanwhile the slots held here stay counted in flight, as
+        // PostgreSQL's stay counted until the release commits; a key found unheld that another
+        // attempt here reserves meanwhile is reconciled by the table-wins rule of `current`
+        // (the table's counter, decremented by this write, no longer matches the overlay).
         write(unheld.iter().map(|k| (*k).to_owned()).collect()).await?;
+        let mut slots = self.in_flight.lock().await;
         for key in held {
             if let Some(overlay) = slots.get(key).copied() {
                 settle(&mut slots, key, overlay.released());

@@ -285,6 +285,62 @@ async fn a_successful_login_writes_nothing_to_the_lockout_table() {
     assert_eq!(failures, [1, 1]);
 }
 
+/// A login's end waits for the one writer, which a long statement can hold for tens of
+/// milliseconds (a retention batch): other logins' reservations go on meanwhile, instead of
+/// queueing behind it one at a time.
+#[tokio::test]
+async fn a_login_ending_behind_a_long_write_does_not_hold_up_reservations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _conn) = open(&dir).await;
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        window_ms: 60_000,
+    };
+    let alice = [("user:alice", policy)];
+    let bob = [("user:bob", policy)];
+    // Both windows exist, so the reservations below write nothing.
+    for keys in [&alice, &bob] {
+        store.lockout_reserve(keys, 1_000).await.unwrap();
+        store.lockout_release(&[keys[0].0]).await.unwrap();
+    }
+    store.lockout_reserve(&alice, 2_000).await.unwrap();
+
+    // The writer is busy; alice's login ends and waits for it.
+    let long_write = store.begin_write().await.unwrap();
+    let ending = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .finish_login(None, &["user:alice"], &record(1, 2_001))
+                .await
+        }
+    });
+    // This test's runtime has one thread: the task runs until it waits for the writer.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !ending.is_finished(),
+        "the login's end waits for the writer"
+    );
+
+    let reserved = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.lockout_reserve(&bob, 2_002),
+    )
+    .await
+    .expect("a reservation does not wait for another login's end");
+    assert_eq!(reserved.unwrap(), [LockoutDecision::Allowed]);
+
+    drop(long_write);
+    ending.await.unwrap().unwrap();
+    store.lockout_release(&["user:bob"]).await.unwrap();
+    assert!(
+        store.in_flight.lock().await.is_empty(),
+        "both slots came back"
+    );
+}
+
 #[tokio::test]
 async fn a_restart_forgets_the_slots_in_flight() {
     let dir = tempfile::tempdir().unwrap();
